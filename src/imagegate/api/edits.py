@@ -1,0 +1,77 @@
+"""``POST /v1/images/edits``: parse either body shape, run the edit, answer JSON or SSE."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
+from imagegate.api.errors import JsonBytes
+from imagegate.api.middleware import request_log
+from imagegate.api.openapi import EDIT_REQUEST_BODY
+from imagegate.api.streaming import stream_response
+from imagegate.core.errors import InvalidRequest
+from imagegate.core.response import images_response
+from imagegate.core.result import EditResult
+from imagegate.providers.base import DiscardEvents
+from imagegate.wire.body import read_edit_request
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/images/edits",
+    dependencies=[Authorized],
+    openapi_extra={"requestBody": EDIT_REQUEST_BODY},
+    summary="Edit images (OpenAI-compatible)",
+    response_class=JsonBytes,
+)
+async def create_image_edit(
+    request: Request, service: ServiceDep, settings: SettingsDep, fetcher: FetcherDep
+) -> Response:
+    fields = request_log(request.scope)
+    edit = await read_edit_request(
+        request.headers.get("content-type", ""),
+        _content_length(request),
+        request.stream(),
+        limits=settings.limits,
+        fetcher=fetcher if settings.fetch_enabled else None,
+        default_model=settings.default_model,
+        precheck=service.precheck,
+    )
+    job = service.prepare(edit, request.state.request_id)
+    fields.update(
+        model=job.card.id,
+        images=len(edit.images),
+        image_bytes=edit.image_bytes,
+        n=edit.n,
+        stream=edit.stream,
+        user=edit.user,
+    )
+    created = int(time.time())
+
+    def record(result: EditResult) -> None:
+        fields.update(
+            provider=result.provider, cost_usd=result.cost_usd, output_images=len(result.images)
+        )
+
+    if edit.stream:
+        return stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+    result = await service.run(job, DiscardEvents())
+    record(result)
+    return JsonBytes(
+        images_response(result, edit, created), headers={"x-imagegate-provider": result.provider}
+    )
+
+
+def _content_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise InvalidRequest(
+            "The Content-Length header is not a number.", code="invalid_content_length"
+        )
+    return int(raw)

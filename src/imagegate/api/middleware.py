@@ -1,0 +1,100 @@
+"""The outermost layer of every request: its id, its log line, and a last guard against crashes.
+
+A pure ASGI middleware (not ``BaseHTTPMiddleware``) so streamed bodies pass through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagegate.core.errors import InternalError
+
+log = logging.getLogger("imagegate.access")
+crash_log = logging.getLogger("imagegate.error")
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+def request_log(scope: Scope) -> dict[str, Any]:
+    """Fields a route adds to this request's log line (model, provider, images, cost)."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    fields: dict[str, Any] = state.setdefault("log", {})
+    return fields
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _CLIENT_ID.match(incoming) else new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            crash_log.exception("unhandled error", extra={"request_id": request_id})
+            if status == 0:
+                error = InternalError(
+                    "The gateway failed unexpectedly; the error is logged "
+                    f"under request id {request_id}."
+                )
+                body = error.to_json()
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": error.status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            fields = state.get("log", {})
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    **fields,
+                },
+            )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None

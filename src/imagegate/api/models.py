@@ -1,0 +1,59 @@
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: what each model can do, and its price."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from imagegate.api.deps import Authorized, ServiceDep
+from imagegate.api.errors import JsonBytes
+from imagegate.catalog.cards import ModelCard
+from imagegate.catalog.sizing import describe_sizing
+from imagegate.service import EditService
+
+router = APIRouter()
+
+
+def describe_card(card: ModelCard, service: EditService, created: int) -> dict[str, Any]:
+    sizing = _compact(card.sizing.model_dump(exclude_none=True, mode="json"))
+    sizing["description"] = describe_sizing(card)
+    return {
+        "id": card.id,
+        "object": "model",
+        "created": created,
+        "owned_by": card.provider,
+        "provider": card.provider,
+        "upstream_model": card.upstream_model,
+        "description": card.description,
+        "aliases": service.catalog.aliases_of(card.id),
+        "generate_only": card.generate_only,
+        "edit": card.edit.model_dump(mode="json"),
+        "sizing": sizing,
+        "n": card.n.model_dump(mode="json"),
+        "output_formats": list(card.output_formats),
+        "transparent_background": card.transparent_background,
+        "partial_images": card.partial_images,
+        "max_prompt_chars": card.max_prompt_chars,
+        "pricing": _compact(card.pricing.model_dump(exclude_none=True, mode="json")),
+    }
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    """Drop empty lists and mappings: a card says what a model takes, not what it doesn't."""
+    return {key: value for key, value in values.items() if value not in ([], {})}
+
+
+@router.get("/v1/models", dependencies=[Authorized], response_class=JsonBytes)
+async def list_models(request: Request, service: ServiceDep) -> Response:
+    created: int = request.app.state.started_at
+    data = [describe_card(card, service, created) for card in service.listed_cards()]
+    return JsonBytes(orjson.dumps({"object": "list", "data": data}))
+
+
+@router.get("/v1/models/{model_id:path}", dependencies=[Authorized], response_class=JsonBytes)
+async def get_model(model_id: str, request: Request, service: ServiceDep) -> Response:
+    card = service.card(model_id)
+    return JsonBytes(orjson.dumps(describe_card(card, service, request.app.state.started_at)))

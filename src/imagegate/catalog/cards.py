@@ -1,0 +1,146 @@
+"""Model cards: what each model can do, how it takes its size, and what it costs."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from fractions import Fraction
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from imagegate.core.images import ImageFormat
+from imagegate.core.pricing import Pricing
+
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+
+
+class SizingStyle(StrEnum):
+    OPENAI_SIZE = "openai_size"  # size strings: "1024x1024", "1536x1024", "auto"
+    PIXELS = "pixels"  # explicit width and height within a rule
+    ASPECT_RATIO = "aspect_ratio"  # "16:9", optionally with a resolution tier
+    RESOLUTION_TIER = "resolution_tier"  # "1K", "2K", "4K" alone
+    PRESET = "preset"  # named sizes: "square_hd", "landscape_16_9"
+
+
+class PixelRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_side: int = Field(1, ge=1)
+    max_side: int = Field(4096, ge=1)
+    multiple_of: int = Field(1, ge=1)
+    max_pixels: int | None = Field(None, ge=1)
+    min_ratio: float | None = Field(None, gt=0)  # width / height
+    max_ratio: float | None = Field(None, gt=0)
+
+    def problem(self, width: int, height: int) -> str | None:
+        """Why ``width x height`` breaks this rule, or None."""
+        if min(width, height) < self.min_side or max(width, height) > self.max_side:
+            return f"each side must be between {self.min_side} and {self.max_side} pixels"
+        if width % self.multiple_of or height % self.multiple_of:
+            return f"both sides must be multiples of {self.multiple_of}"
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            return f"at most {self.max_pixels:,} pixels in all"
+        ratio = width / height
+        if self.min_ratio is not None and ratio < self.min_ratio - 1e-9:
+            return f"the width:height ratio must be at least {self.min_ratio:g}"
+        if self.max_ratio is not None and ratio > self.max_ratio + 1e-9:
+            return f"the width:height ratio must be at most {self.max_ratio:g}"
+        return None
+
+    def describe(self) -> str:
+        parts = [f"sides {self.min_side}-{self.max_side} px"]
+        if self.multiple_of > 1:
+            parts.append(f"multiples of {self.multiple_of}")
+        if self.max_pixels:
+            parts.append(f"at most {self.max_pixels:,} pixels")
+        return ", ".join(parts)
+
+
+class Sizing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    style: SizingStyle
+    sizes: list[str] = Field(default_factory=list)  # openai_size
+    custom: PixelRule | None = None  # openai_size: any WxH in the rule too; pixels: the rule
+    aspect_ratios: list[str] = Field(default_factory=list)  # aspect_ratio
+    resolutions: list[str] = Field(default_factory=list)  # aspect_ratio, resolution_tier
+    presets: dict[str, str] = Field(default_factory=dict)  # preset: name -> "WxH" or "auto"
+    default: str | None = None  # what the model does when the client says nothing
+
+    @model_validator(mode="after")
+    def _complete(self) -> Sizing:
+        style = self.style
+        if style is SizingStyle.OPENAI_SIZE and not (self.sizes or self.custom):
+            raise ValueError("openai_size sizing needs sizes or a custom rule")
+        if style is SizingStyle.PIXELS and self.custom is None:
+            raise ValueError("pixels sizing needs a custom rule (min_side, max_side, ...)")
+        if style is SizingStyle.ASPECT_RATIO and not self.aspect_ratios:
+            raise ValueError("aspect_ratio sizing needs aspect_ratios")
+        if style is SizingStyle.RESOLUTION_TIER and not self.resolutions:
+            raise ValueError("resolution_tier sizing needs resolutions")
+        if style is SizingStyle.PRESET and not self.presets:
+            raise ValueError("preset sizing needs presets")
+        for ratio in self.aspect_ratios:
+            if ratio != "auto":
+                parse_ratio(ratio)
+        return self
+
+
+class EditSupport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    supported: bool = True
+    max_reference_images: int = Field(1, ge=0)
+    mask: bool = False
+
+
+class NRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: int = Field(1, ge=1)
+    max: int = Field(1, ge=1)
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9._-]+/.+$")
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    edit: EditSupport = Field(default_factory=EditSupport)
+    sizing: Sizing
+    n: NRange = Field(default_factory=NRange)
+    output_formats: list[ImageFormat] = Field(default_factory=lambda: list[ImageFormat](["png"]))
+    transparent_background: bool = False
+    partial_images: bool = False  # streams partial images itself
+    max_prompt_chars: int = Field(32_000, ge=1)
+    pricing: Pricing = Field(default_factory=Pricing)
+    source: str | None = None  # where the limits come from
+
+    @property
+    def provider(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    @property
+    def upstream_model(self) -> str:
+        return self.id.split("/", 1)[1]
+
+    @property
+    def generate_only(self) -> bool:
+        return not self.edit.supported
+
+
+def parse_ratio(text: str) -> Fraction:
+    """ "16:9" -> Fraction(16, 9); decimals ("19.5:9") are allowed."""
+    left, sep, right = text.partition(":")
+    if not sep:
+        raise ValueError(f"aspect ratio {text!r} is not W:H")
+    width, height = Fraction(left), Fraction(right)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"aspect ratio {text!r} must be positive")
+    return width / height
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    match = _SIZE_RE.match(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None

@@ -1,0 +1,194 @@
+"""``imagegate serve | models | check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from imagegate import __version__
+from imagegate.catalog.catalog import CatalogError
+from imagegate.config import ENV_PREFIX, ConfigFileError, Settings
+from imagegate.logs import setup_logging
+
+log = logging.getLogger("imagegate")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagegate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"imagegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback bind without IMAGEGATE_MASTER_KEY",
+    )
+
+    models = sub.add_parser("models", help="list the models this configuration serves")
+    models.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    models.add_argument("--json", action="store_true", help="print JSON, as GET /v1/models")
+
+    check = sub.add_parser("check-config", help="load the settings and catalog, then exit")
+    check.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "config", "workers", "log_level", "allow_unauthenticated"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return _serve(settings, args)
+        if args.command == "models":
+            return _models(settings, as_json=args.json)
+        return _check(settings)
+    except (ConfigFileError, CatalogError) as exc:
+        print(f"imagegate: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(part) for part in err["loc"])
+        print(f"imagegate: invalid setting {where}: {err['msg']}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from imagegate.app import create_app
+
+    setup_logging(settings.log_level, settings.log_format)
+    if not settings.auth_required and not is_loopback(settings.host):
+        if not settings.allow_unauthenticated:
+            print(
+                f"imagegate: refusing to listen on {settings.host} without a key. Set "
+                "IMAGEGATE_MASTER_KEY, bind 127.0.0.1, or pass --allow-unauthenticated "
+                "if something in front of the gateway does the authentication.",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning(
+            "serving on %s without authentication (--allow-unauthenticated): anyone "
+            "who can reach this port can use it",
+            settings.host,
+        )
+    app = create_app(settings)  # builds and checks the catalog before binding
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
+        "timeout_keep_alive": 75,  # longer than a load balancer's idle timeout
+        "server_header": False,
+        "loop": _pick_loop(),
+        "http": _pick_http(),
+    }
+    log.info(
+        "imagegate %s listening on http://%s:%s",
+        __version__,
+        settings.host,
+        settings.port,
+        extra={"models": len(app.state.catalog)},
+    )
+    if settings.workers == 1:
+        uvicorn.run(app, **options)
+    else:
+        # Workers build their own app from the environment; pass the flags on through it.
+        for name in ("config", "log_level", "allow_unauthenticated"):
+            value = getattr(args, name, None)
+            if value is not None:
+                os.environ[ENV_PREFIX + name.upper()] = str(value)
+        uvicorn.run("imagegate.app:app_from_env", factory=True, workers=settings.workers, **options)
+    return 0
+
+
+def _pick_loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def _pick_http() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def _models(settings: Settings, *, as_json: bool) -> int:
+    from imagegate.app import build_catalog, enabled_providers
+    from imagegate.catalog.sizing import describe_sizing
+
+    catalog = build_catalog(settings)
+    providers = enabled_providers(settings)
+    cards = [card for card in catalog.cards() if card.provider in providers]
+    if as_json:
+        out = [
+            {
+                "id": card.id,
+                "aliases": catalog.aliases_of(card.id),
+                "edit": card.edit.model_dump(),
+                "sizing": describe_sizing(card),
+                "n": card.n.model_dump(),
+                "pricing": card.pricing.model_dump(exclude_none=True),
+            }
+            for card in cards
+        ]
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    for card in cards:
+        edit = (
+            f"edits, up to {card.edit.max_reference_images} image(s)"
+            f"{', mask' if card.edit.mask else ''}"
+            if card.edit.supported
+            else "generate only"
+        )
+        aliases = ", ".join(catalog.aliases_of(card.id))
+        print(f"{card.id}{f'  (aliases: {aliases})' if aliases else ''}")
+        print(f"    {edit}; n {card.n.min}-{card.n.max}; {describe_sizing(card)}")
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    from imagegate.app import build_catalog
+
+    catalog = build_catalog(settings)
+    print(f"ok: {len(catalog)} models; auth {'on' if settings.auth_required else 'off'}")
+    return 0

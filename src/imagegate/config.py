@@ -1,0 +1,158 @@
+"""The one settings object. Nothing else in imagegate reads the environment.
+
+Sources, strongest first: arguments (the CLI's flags), ``IMAGEGATE_*`` environment variables, a
+``.env`` file in the working directory, the YAML config file (``--config`` or
+``IMAGEGATE_CONFIG``), then the defaults below. The config file takes the same names as the
+settings (lower case, without the prefix) plus ``models`` and ``aliases`` for the catalog.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from imagegate.wire.limits import MiB, WireLimits
+
+ENV_PREFIX = "IMAGEGATE_"
+
+
+class ConfigFileError(ValueError):
+    """The config file is missing, unreadable or not a mapping."""
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read the config file {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(f"the config file {path} is not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigFileError(f"the config file {path} must be a mapping of settings")
+    return doc
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """Settings from the YAML file named by the ``config`` argument or ``IMAGEGATE_CONFIG``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._values = read_config_file(path) if path else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in self._values.items()
+            if key in self.settings_cls.model_fields and key != "config"
+        }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    config: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+    graceful_shutdown_seconds: float = Field(30.0, ge=0)
+
+    # Access
+    master_key: SecretStr | None = None
+    allow_unauthenticated: bool = False
+
+    # Requests
+    default_model: str | None = None
+    max_image_bytes: int = Field(50 * MiB, ge=1)
+    max_request_bytes: int = Field(128 * MiB, ge=1)
+    max_images: int = Field(16, ge=1, le=64)
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    request_timeout_seconds: float = Field(600.0, gt=0)
+    stream_keepalive_seconds: float = Field(5.0, gt=0)
+
+    # Fetching image_url
+    fetch_enabled: bool = True
+    fetch_timeout_seconds: float = Field(15.0, gt=0)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    fetch_allow_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # The embedded engine
+    local_engine: bool = True
+    local_max_concurrency: int | None = Field(None, ge=1)
+
+    # The catalog (config file only)
+    models: list[dict[str, Any]] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("fetch_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("master_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_path(init_settings(), env_settings(), dotenv_settings())
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _ConfigFileSource(settings_cls, path),
+            file_secret_settings,
+        )
+
+    @property
+    def limits(self) -> WireLimits:
+        return WireLimits(
+            max_image_bytes=self.max_image_bytes,
+            max_request_bytes=self.max_request_bytes,
+            max_images=self.max_images,
+            max_pixels=self.max_image_pixels,
+        )
+
+    @property
+    def auth_required(self) -> bool:
+        return self.master_key is not None
+
+
+def _config_path(*sources: dict[str, Any]) -> Path | None:
+    for values in sources:
+        value = values.get("config")
+        if value:
+            return Path(os.path.expanduser(str(value)))
+    return None

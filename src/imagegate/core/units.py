@@ -1,0 +1,13 @@
+"""Numbers in messages people read."""
+
+from __future__ import annotations
+
+
+def human_bytes(count: int) -> str:
+    """1_048_576 -> '1 MiB', 1_500_000 -> '1.4 MiB', 300_000 -> '293 KiB'."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            value = count / size
+            text = f"{value:.0f}" if value >= 10 or value.is_integer() else f"{value:.1f}"
+            return f"{text} {unit}"
+    return f"{count} bytes"

@@ -1,0 +1,145 @@
+"""The edit service: catalog -> validation -> routing -> provider -> finished result.
+
+It knows nothing of HTTP. The API layer hands it a parsed ``EditRequest`` and renders what it
+returns; keys, limits and budgets later attach before ``run`` and usage records after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from imagegate.catalog.cards import ModelCard
+from imagegate.catalog.catalog import Catalog
+from imagegate.catalog.validate import check_editable, check_image_count, validate_request
+from imagegate.core.convert import convert_bytes
+from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
+from imagegate.core.pricing import compute_cost
+from imagegate.core.request import EditRequest
+from imagegate.core.result import EditResult, ResultImage
+from imagegate.providers.base import EditJob, EventSink, Provider, ProviderRegistry
+from imagegate.routing.router import Router
+from imagegate.wire.fields import Fields
+
+log = logging.getLogger("imagegate.service")
+
+
+class EditService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        router: Router,
+        *,
+        timeout_seconds: float,
+    ) -> None:
+        self.catalog = catalog
+        self.providers = providers
+        self.router = router
+        self.timeout_seconds = timeout_seconds
+
+    # -- what the catalog offers -----------------------------------------------------------
+    def available(self, card: ModelCard) -> bool:
+        return card.provider in self.providers and self.router.serves(card)
+
+    def listed_cards(self) -> list[ModelCard]:
+        return [card for card in self.catalog.cards() if self.available(card)]
+
+    def card(self, name: str) -> ModelCard:
+        card = self.catalog.resolve(name)
+        if not self.available(card):
+            self.router.pick(card)  # raises the "provider not configured" 404
+            raise NotFound(
+                f"The model {name!r} is not served here.", param="model", code="model_not_available"
+            )
+        return card
+
+    # -- one edit --------------------------------------------------------------------------
+    def precheck(self, fields: Fields, image_count: int) -> None:
+        """Refuse early, before image bytes are decoded or URLs fetched."""
+        card = self.card(fields.model)
+        check_editable(card)
+        check_image_count(card, image_count)
+
+    def prepare(self, request: EditRequest, request_id: str = "") -> EditJob:
+        card = self.card(request.model)
+        sizing = validate_request(request, card)
+        job = EditJob(request=request, card=card, sizing=sizing, request_id=request_id)
+        self._provider(card).check(job)
+        return job
+
+    async def run(self, job: EditJob, events: EventSink) -> EditResult:
+        provider = self._provider(job.card)
+        deployment = self.router.pick(job.card)
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                result = await provider.edit(job, deployment, events)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"{job.card.id} did not finish within {self.timeout_seconds:g} s.",
+                origin="provider",
+            ) from None
+        except GatewayError:
+            raise
+        except Exception:
+            log.exception("provider %s failed unexpectedly", provider.name)
+            raise InternalError(
+                f"{job.card.id} failed unexpectedly; the error is logged under this request id."
+            ) from None
+        await self._finish(result, job)
+        return result
+
+    def _provider(self, card: ModelCard) -> Provider:
+        provider = self.providers.get(card.provider)
+        if provider is None:
+            raise NotFound(
+                f"{card.id}: the provider {card.provider!r} is not enabled.",
+                param="model",
+                code="model_not_available",
+            )
+        return provider
+
+    async def _finish(self, result: EditResult, job: EditJob) -> None:
+        """Honour output_format/compression where the provider did not, then price the edit."""
+        output = job.request.output
+        wanted = output.output_format
+        for index, image in enumerate(result.images):
+            if wanted is not None and image.format != wanted:
+                result.images[index], result.background = await asyncio.to_thread(
+                    _convert, image, job
+                )
+        tier = _tier(job)
+        result.cost_usd = compute_cost(
+            job.card.pricing,
+            result.usage,
+            output_sizes=[(image.width, image.height) for image in result.images],
+            input_images=len(job.request.images),
+            tier=tier,
+        )
+
+
+def _convert(image: ResultImage, job: EditJob) -> tuple[ResultImage, str]:
+    output = job.request.output
+    assert output.output_format is not None
+    data, width, height, background = convert_bytes(
+        image.raw(),
+        output.output_format,
+        compression=output.output_compression,
+        opaque=output.background == "opaque",
+    )
+    converted = ResultImage(
+        output.output_format, width, height, data=data, revised_prompt=image.revised_prompt
+    )
+    return converted, background
+
+
+def _tier(job: EditJob) -> str | None:
+    pricing = job.card.pricing
+    if pricing.tier_by == "quality":
+        return job.request.output.quality
+    if pricing.tier_by == "resolution":
+        return job.sizing.resolution
+    if pricing.tier_by == "size":
+        pixels = job.sizing.pixels
+        return f"{pixels[0]}x{pixels[1]}" if pixels else job.sizing.size
+    return None

@@ -1,0 +1,137 @@
+"""From an HTTP body of either shape to one ``EditRequest``.
+
+Both shapes end in the same steps: every image (uploaded, decoded from a data URL or fetched) is
+sniffed from its bytes and checked against the size and pixel limits, the mask is checked against
+the first image, and the text fields are coerced by ``fields.coerce_fields``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from imagegate.core.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from imagegate.core.images import check_size, probe
+from imagegate.core.request import EditRequest, ImageInput
+from imagegate.core.units import human_bytes
+from imagegate.wire.dataurl import check_declared_type, decode_data_url, is_data_url
+from imagegate.wire.fields import Fields, assemble_request, coerce_fields
+from imagegate.wire.json_body import ImageRef, parse_json_body, read_json_bytes
+from imagegate.wire.limits import WireLimits
+from imagegate.wire.multipart import RawFile, read_multipart
+
+
+class UrlFetcher(Protocol):
+    async def fetch(self, url: str, *, param: str) -> bytes: ...
+
+
+async def read_edit_request(
+    content_type: str,
+    content_length: int | None,
+    chunks: AsyncIterator[bytes],
+    *,
+    limits: WireLimits,
+    fetcher: UrlFetcher | None,
+    default_model: str | None,
+    precheck: Callable[[Fields, int], None] | None = None,
+) -> EditRequest:
+    """Parse the body; ``precheck(fields, image_count)`` runs before any image is loaded."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        if content_length is not None and content_length > limits.max_request_bytes:
+            raise _body_too_large(limits.max_request_bytes)
+        form = await read_multipart(content_type, chunks, limits)
+        fields = coerce_fields(form.fields, from_json=False, default_model=default_model)
+        if precheck is not None:
+            precheck(fields, len(form.images))
+        images = [_checked(raw.data, raw.param, raw.filename, limits) for raw in form.images]
+        mask = _checked_file(form.mask, limits) if form.mask else None
+        return _finish(fields, images, mask, limits)
+    if media_type == "application/json" or media_type.endswith("+json"):
+        if content_length is not None and content_length > limits.max_json_bytes:
+            raise _body_too_large(limits.max_json_bytes)
+        parsed = parse_json_body(await read_json_bytes(chunks, limits), limits)
+        fields = coerce_fields(parsed.fields, from_json=True, default_model=default_model)
+        if precheck is not None:
+            precheck(fields, len(parsed.images))
+        refs = [*parsed.images, *([parsed.mask] if parsed.mask else [])]
+        loaded = list(await asyncio.gather(*(_load_ref(ref, limits, fetcher) for ref in refs)))
+        mask = loaded.pop() if parsed.mask else None
+        return _finish(fields, loaded, mask, limits)
+    shown = media_type or "no Content-Type"
+    raise UnsupportedMediaType(
+        f"POST /v1/images/edits takes multipart/form-data or application/json, not {shown}.",
+        code="unsupported_media_type",
+    )
+
+
+def _finish(
+    fields: Fields, images: list[ImageInput], mask: ImageInput | None, limits: WireLimits
+) -> EditRequest:
+    total = sum(len(image.data) for image in images) + (len(mask.data) if mask else 0)
+    if total > limits.max_request_bytes:
+        raise _body_too_large(limits.max_request_bytes)
+    request = assemble_request(fields, images, mask)
+    if mask is not None:
+        check_mask(mask, request.images[0])
+    return request
+
+
+def check_mask(mask: ImageInput, first: ImageInput) -> None:
+    if mask.format != "png":
+        raise InvalidRequest(
+            f"The mask must be a PNG with an alpha channel; it is a {mask.format.upper()}.",
+            param="mask",
+            code="invalid_mask",
+        )
+    if not mask.info.has_alpha:
+        raise InvalidRequest(
+            "The mask must be a PNG with an alpha channel: fully transparent pixels mark where "
+            "to edit. This PNG has no alpha.",
+            param="mask",
+            code="invalid_mask",
+        )
+    if (mask.width, mask.height) != (first.width, first.height):
+        raise InvalidRequest(
+            f"The mask is {mask.width}x{mask.height} but the first image is "
+            f"{first.width}x{first.height}; they must be the same size.",
+            param="mask",
+            code="invalid_mask",
+        )
+
+
+def _checked(data: bytes, param: str, filename: str | None, limits: WireLimits) -> ImageInput:
+    check_size(len(data), limits.max_image_bytes, param=param)
+    info = probe(data, param=param, max_pixels=limits.max_pixels)
+    return ImageInput(data=data, info=info, param=param, filename=filename)
+
+
+def _checked_file(raw: RawFile, limits: WireLimits) -> ImageInput:
+    return _checked(raw.data, raw.param, raw.filename, limits)
+
+
+async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | None) -> ImageInput:
+    if is_data_url(ref.url):
+        media_type, data = decode_data_url(
+            ref.url, param=ref.param, max_bytes=limits.max_image_bytes
+        )
+        image = _checked(data, ref.param, None, limits)
+        check_declared_type(media_type, image.format, param=ref.param)
+        return image
+    if fetcher is None:
+        raise InvalidRequest(
+            f"{ref.param}: fetching image URLs is turned off on this gateway; send the image "
+            "as a data URL.",
+            param=ref.param,
+            code="image_url_disabled",
+        )
+    data = await fetcher.fetch(ref.url, param=ref.param)
+    return _checked(data, ref.param, None, limits)
+
+
+def _body_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The request body is over the limit of {limit:,} bytes ({human_bytes(limit)}).",
+        code="request_too_large",
+    )

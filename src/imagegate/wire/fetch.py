@@ -1,0 +1,205 @@
+"""Fetching an ``image_url`` for a client, with guards.
+
+Only http and https; no credentials in the URL; every address the host resolves to must pass
+``netguard.refusal_reason``, and the connection goes to the address that was judged (with the
+original Host header and TLS server name), on the first request and on every redirect. The body
+is capped while it streams and the whole fetch, redirects included, has one deadline. The bytes
+must then be an image; that check belongs to the caller, which sniffs every image the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpx
+
+from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.wire.netguard import IPAddress, IPNetwork, refusal_reason
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: list[IPAddress] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if ip not in seen:
+            seen.append(ip)
+    return seen
+
+
+class ImageFetcher:
+    """Fetches image URLs through one pooled client; created and closed by the app lifespan."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        timeout: float,
+        max_redirects: int = 5,
+        allowed_networks: Sequence[IPNetwork] = (),
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self._client = client
+        self._max_bytes = max_bytes
+        self._timeout = timeout
+        self._max_redirects = max_redirects
+        self._allowed = tuple(allowed_networks)
+        self._resolve = resolver
+
+    async def fetch(self, url: str, *, param: str) -> bytes:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._follow(url, param)
+        except TimeoutError:
+            raise InvalidRequest(
+                f"{param}: fetching the image took longer than {self._timeout:g} s; host it "
+                "somewhere faster or send it as a data URL.",
+                param=param,
+                code="image_url_timeout",
+            ) from None
+
+    async def _follow(self, url: str, param: str) -> bytes:
+        current = _parse(url, param)
+        for _hop in range(self._max_redirects + 1):
+            ip = await self._vet(current, param)
+            response = await self._open(current, ip, param)
+            try:
+                if response.status_code in _REDIRECTS:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise InvalidRequest(
+                            f"{param}: the server redirected without a Location.",
+                            param=param,
+                            code="image_url_failed",
+                        )
+                    current = _parse(str(current.join(location)), param)
+                    continue
+                if response.status_code != 200:
+                    raise InvalidRequest(
+                        f"{param}: the server answered HTTP {response.status_code} for the "
+                        "image URL.",
+                        param=param,
+                        code="image_url_failed",
+                    )
+                return await self._read_capped(response, param)
+            finally:
+                await response.aclose()
+        raise InvalidRequest(
+            f"{param}: more than {self._max_redirects} redirects.",
+            param=param,
+            code="image_url_failed",
+        )
+
+    async def _vet(self, url: httpx.URL, param: str) -> IPAddress:
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                addresses = await self._resolve(host, port)
+            except OSError:
+                raise InvalidRequest(
+                    f"{param}: the host {host!r} does not resolve.",
+                    param=param,
+                    code="image_url_failed",
+                ) from None
+            if not addresses:
+                raise InvalidRequest(
+                    f"{param}: the host {host!r} does not resolve.",
+                    param=param,
+                    code="image_url_failed",
+                )
+        for ip in addresses:
+            reason = refusal_reason(ip, self._allowed)
+            if reason is not None:
+                raise InvalidRequest(
+                    f"{param}: the URL's host resolves to {reason}, which the gateway does not "
+                    "fetch from. Use a public URL or send the image as a data URL.",
+                    param=param,
+                    code="image_url_forbidden",
+                )
+        return addresses[0]
+
+    async def _open(self, url: httpx.URL, ip: IPAddress, param: str) -> httpx.Response:
+        host_header = url.netloc.decode("ascii")
+        pinned = url.copy_with(host=str(ip))
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        request = self._client.build_request(
+            "GET",
+            pinned,
+            headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity"},
+            extensions=extensions,
+        )
+        try:
+            return await self._client.send(request, stream=True, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            raise InvalidRequest(
+                f"{param}: the image URL could not be fetched ({type(exc).__name__}).",
+                param=param,
+                code="image_url_failed",
+            ) from None
+
+    async def _read_capped(self, response: httpx.Response, param: str) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+            raise self._too_large(param)
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise self._too_large(param)
+        except httpx.HTTPError as exc:
+            raise InvalidRequest(
+                f"{param}: the image download broke off ({type(exc).__name__}).",
+                param=param,
+                code="image_url_failed",
+            ) from None
+        return bytes(body)
+
+    def _too_large(self, param: str) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"{param}: the image at that URL is over {self._max_bytes:,} bytes, the limit per "
+            "image.",
+            param=param,
+            code="image_too_large",
+        )
+
+
+def _parse(url: str, param: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise InvalidRequest(
+            f"{param} is not a valid URL.", param=param, code="invalid_image_url"
+        ) from None
+    if parsed.scheme not in ("http", "https"):
+        raise InvalidRequest(
+            f"{param} must be an http(s) URL or a data URL; the scheme {parsed.scheme!r} is not "
+            "fetched.",
+            param=param,
+            code="invalid_image_url",
+        )
+    if not parsed.host:
+        raise InvalidRequest(f"{param} has no host.", param=param, code="invalid_image_url")
+    if parsed.userinfo:
+        raise InvalidRequest(
+            f"{param} must not carry a user name or password.",
+            param=param,
+            code="invalid_image_url",
+        )
+    return parsed
