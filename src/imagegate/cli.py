@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
@@ -28,6 +28,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def bind_verdict(settings: Settings) -> Literal["ok", "warn", "refuse"]:
+    """Without a key the gateway serves loopback only, unless the operator says otherwise."""
+    if settings.auth_required or is_loopback(settings.host):
+        return "ok"
+    return "warn" if settings.allow_unauthenticated else "refuse"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,15 +98,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from imagegate.app import create_app
 
     setup_logging(settings.log_level, settings.log_format)
-    if not settings.auth_required and not is_loopback(settings.host):
-        if not settings.allow_unauthenticated:
-            print(
-                f"imagegate: refusing to listen on {settings.host} without a key. Set "
-                "IMAGEGATE_MASTER_KEY, bind 127.0.0.1, or pass --allow-unauthenticated "
-                "if something in front of the gateway does the authentication.",
-                file=sys.stderr,
-            )
-            return 2
+    verdict = bind_verdict(settings)
+    if verdict == "refuse":
+        print(
+            f"imagegate: refusing to listen on {settings.host} without a key. Set "
+            "IMAGEGATE_MASTER_KEY, bind 127.0.0.1, or pass --allow-unauthenticated "
+            "if something in front of the gateway does the authentication.",
+            file=sys.stderr,
+        )
+        return 2
+    if verdict == "warn":
         log.warning(
             "serving on %s without authentication (--allow-unauthenticated): anyone "
             "who can reach this port can use it",

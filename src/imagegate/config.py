@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     # The catalog (config file only)
     models: list[dict[str, Any]] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, values: object) -> object:
+        # A copied .env.example has NAME= lines; they mean "use the default".
+        if isinstance(values, dict):
+            return {key: value for key, value in values.items() if value != ""}
+        return values
 
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod

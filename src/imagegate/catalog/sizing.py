@@ -147,7 +147,7 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
         ratio_text=ratio_text,
         tier=tier,
         preset=preset,
-        auto=auto and not (pixels or ratio or tier or preset),
+        auto=auto and not (pixels or ratio or preset),
     )
 
 
@@ -202,19 +202,14 @@ def _to_openai_size(intent: _Intent, card: ModelCard) -> ResolvedSizing:
 def _to_pixels(intent: _Intent, card: ModelCard) -> ResolvedSizing:
     rule = card.sizing.custom
     assert rule is not None
-    if intent.auto and not intent.pixels:
-        return ResolvedSizing()
     if intent.pixels is None:
-        asked = (
-            f"aspect_ratio {intent.ratio_text} without pixels"
-            if intent.ratio
-            else f"{'resolution' if intent.tier else 'image_size'} {intent.tier or intent.preset}"
-        )
-        raise _refuse(
-            card,
-            asked,
-            "aspect_ratio" if intent.ratio else ("resolution" if intent.tier else "image_size"),
-        )
+        if intent.ratio:
+            raise _refuse(card, f"aspect_ratio {intent.ratio_text} without pixels", "aspect_ratio")
+        if intent.tier:
+            raise _refuse(card, f"resolution {intent.tier}", "resolution")
+        if intent.preset:
+            raise _refuse(card, f"image_size {intent.preset}", "image_size")
+        return ResolvedSizing()  # auto: keep the input's size
     width, height = intent.pixels
     problem = rule.problem(width, height)
     if problem is not None:

@@ -10,6 +10,7 @@ from imagegate.core.units import human_bytes
 
 # Declared types that say nothing about the format; anything else must match the bytes.
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "image/*", "binary/octet-stream"})
+_URLSAFE = str.maketrans("-_", "+/")
 _FORMAT_TYPES = {
     "png": {"image/png"},
     "jpeg": {"image/jpeg", "image/jpg", "image/pjpeg"},
@@ -46,11 +47,13 @@ def decode_data_url(url: str, *, param: str, max_bytes: int) -> tuple[str, bytes
             param=param,
             code="image_too_large",
         )
+    payload = "".join(payload.split())  # line-wrapped base64 is still base64
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         try:  # some clients use the URL-safe alphabet or drop the padding
-            data = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            padded = payload.translate(_URLSAFE) + "=" * (-len(payload) % 4)
+            data = base64.b64decode(padded, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidRequest(
                 f"{param} has invalid base64 data.", param=param, code="invalid_base64"

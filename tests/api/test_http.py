@@ -1,0 +1,244 @@
+"""Raw HTTP against a running gateway: curl, hand-built multipart and JSON, and the envelope."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests import imaging
+from tests.imaging import BLUE, RED
+from tests.server import Gateway
+
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+def _envelope(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code", "origin"}
+    return body["error"]
+
+
+def _curl(gateway: Gateway, *args: str) -> dict:
+    done = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", f"{gateway.base_url}/v1/images/edits", *args],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return orjson.loads(done.stdout)
+
+
+@needs_curl
+def test_curl_image_list(gateway: Gateway, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(imaging.png(40, 30, background=RED))
+    (tmp_path / "b.png").write_bytes(imaging.png(40, 30, background=BLUE))
+    body = _curl(
+        gateway,
+        "-F",
+        "model=local/pillow",
+        "-F",
+        "prompt=side by side",
+        "-F",
+        f"image[]=@{tmp_path / 'a.png'}",
+        "-F",
+        f"image[]=@{tmp_path / 'b.png'}",
+    )
+    out = imaging.decode_b64(body["data"][0]["b64_json"]).convert("RGB")
+    assert out.size == (80, 30)
+    assert out.getpixel((0, 0)) == RED and out.getpixel((79, 0)) == BLUE
+
+
+@needs_curl
+def test_curl_single_image_and_repeated_image(gateway: Gateway, tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(imaging.png())
+    single = _curl(
+        gateway, "-F", "model=local/pillow", "-F", "prompt=invert", "-F", f"image=@{path}"
+    )
+    assert imaging.decode_b64(single["data"][0]["b64_json"]).convert("RGB").getpixel(
+        (0, 0)
+    ) == tuple(255 - c for c in RED)
+    repeated = _curl(
+        gateway,
+        "-F",
+        "model=local/pillow",
+        "-F",
+        "prompt=stack vertically",
+        "-F",
+        f"image=@{path}",
+        "-F",
+        f"image=@{path}",
+    )
+    assert imaging.decode_b64(repeated["data"][0]["b64_json"]).size == (64, 96)
+
+
+@needs_curl
+def test_curl_json_body(gateway: Gateway) -> None:
+    doc = {
+        "model": "local/pillow",
+        "prompt": "grayscale",
+        "images": [{"image_url": imaging.data_url(imaging.png())}],
+    }
+    body = _curl(gateway, "-H", "Content-Type: application/json", "-d", orjson.dumps(doc).decode())
+    assert imaging.is_grey(
+        imaging.decode_b64(body["data"][0]["b64_json"]).convert("RGB").getpixel((0, 0))
+    )
+
+
+def test_json_body_with_mask_and_stream(gateway: Gateway) -> None:
+    doc = {
+        "model": "local/pillow",
+        "prompt": "invert",
+        "stream": True,
+        "partial_images": 1,
+        "images": [{"image_url": imaging.data_url(imaging.png())}],
+        "mask": {"image_url": imaging.data_url(imaging.mask_left_half())},
+    }
+    with httpx.stream(
+        "POST", gateway.base_url + "/v1/images/edits", json=doc, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-request-id"]
+        text = response.read().decode()
+    assert "[DONE]" not in text
+    frames = [frame for frame in text.split("\n\n") if frame.strip()]
+    events = [frame for frame in frames if not frame.startswith(":")]
+    names = [frame.split("\n")[0] for frame in events]
+    assert names == ["event: image_edit.partial_image", "event: image_edit.completed"]
+    done = orjson.loads(events[-1].split("\n")[1][len("data: ") :])
+    out = imaging.decode_b64(done["b64_json"]).convert("RGB")
+    assert out.getpixel((1, 1)) == tuple(255 - c for c in RED)  # masked-in: edited
+    assert out.getpixel((62, 1)) == RED  # masked-out: untouched
+
+
+def test_client_request_id_is_echoed(gateway: Gateway) -> None:
+    response = httpx.get(gateway.base_url + "/v1/models", headers={"x-request-id": "lb-1234"})
+    assert response.headers["x-request-id"] == "lb-1234"
+    hostile = httpx.get(gateway.base_url + "/v1/models", headers={"x-request-id": "a b\tc"})
+    assert hostile.headers["x-request-id"].startswith("req_")
+
+
+def test_models_endpoint_describes_capabilities(gateway: Gateway) -> None:
+    body = httpx.get(gateway.base_url + "/v1/models").json()
+    assert body["object"] == "list"
+    pillow = next(m for m in body["data"] if m["id"] == "local/pillow")
+    assert pillow["edit"] == {"supported": True, "max_reference_images": 16, "mask": True}
+    assert pillow["sizing"]["style"] == "pixels"
+    assert pillow["sizing"]["custom"]["max_side"] == 4096
+    assert pillow["n"] == {"min": 1, "max": 4}
+    assert pillow["pricing"]["per_image"] == 0.0
+    assert pillow["aliases"] == ["pillow"]
+    one = httpx.get(gateway.base_url + "/v1/models/local/pillow").json()
+    assert one["id"] == "local/pillow" and one["object"] == "model"
+
+
+def test_unknown_path_and_method(gateway: Gateway) -> None:
+    err = _envelope(httpx.get(gateway.base_url + "/v1/nothing"), 404)
+    assert "/v1/nothing" in err["message"]
+    err = _envelope(httpx.get(gateway.base_url + "/v1/images/edits"), 405)
+    assert err["type"] == "invalid_request_error"
+
+
+def test_unknown_model_by_path(gateway: Gateway) -> None:
+    err = _envelope(httpx.get(gateway.base_url + "/v1/models/acme/none"), 404)
+    assert err["code"] == "model_not_found"
+
+
+def test_wrong_content_type(gateway: Gateway) -> None:
+    response = httpx.post(
+        gateway.base_url + "/v1/images/edits", data={"model": "local/pillow", "prompt": "x"}
+    )
+    err = _envelope(response, 415)
+    assert "multipart/form-data" in err["message"]
+
+
+def test_declared_body_over_the_limit_is_refused_before_reading(team_gateway: Gateway) -> None:
+    # The team gateway's limit is the default 128 MiB per request; claim more than that.
+    # httpx will not send a lying Content-Length, so speak HTTP on a socket.
+    head = (
+        f"POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Authorization: Bearer sk-test-master-0123456789\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {200 * 1_048_576}\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", team_gateway.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"--x\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    status_line, _, rest = raw.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 413 Request Entity Too Large"
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"x-request-id" in headers.lower()
+    assert orjson.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_missing_fields_are_400_never_422(gateway: Gateway) -> None:
+    response = httpx.post(
+        gateway.base_url + "/v1/images/edits",
+        files={"image": ("a.png", imaging.png(), "image/png")},
+    )
+    err = _envelope(response, 400)
+    assert err["param"] == "model"
+    response = httpx.post(gateway.base_url + "/v1/images/edits", json={"model": "local/pillow"})
+    assert _envelope(response, 400)["param"] == "prompt"
+
+
+def test_healthz_and_readyz(gateway: Gateway) -> None:
+    assert httpx.get(gateway.base_url + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(gateway.base_url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["providers"] == ["local"]
+
+
+def test_health_needs_no_key_but_v1_does(team_gateway: Gateway) -> None:
+    assert httpx.get(team_gateway.base_url + "/healthz").status_code == 200
+    err = _envelope(httpx.get(team_gateway.base_url + "/v1/models"), 401)
+    assert err["code"] == "missing_api_key" and "Bearer" in err["message"]
+    err = _envelope(
+        httpx.get(team_gateway.base_url + "/v1/models", headers={"authorization": "Basic abc"}), 401
+    )
+    assert err["code"] == "invalid_api_key"
+
+
+def test_openapi_document_describes_the_edit_body(gateway: Gateway) -> None:
+    doc = httpx.get(gateway.base_url + "/openapi.json").json()
+    body = doc["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(body)
+    assert "images" in body["application/json"]["schema"]["properties"]
+
+
+def test_logs_carry_no_image_bytes_or_keys(team_gateway: Gateway) -> None:
+    png = imaging.png()
+    httpx.post(
+        team_gateway.base_url + "/v1/images/edits",
+        headers={"authorization": "Bearer sk-test-master-0123456789"},
+        data={"model": "local/pillow", "prompt": "invert"},
+        files={"image": ("a.png", png, "image/png")},
+        timeout=30,
+    )
+    logs = team_gateway.logs()
+    assert '"msg": "request"' in logs or '"msg":"request"' in logs
+    assert "sk-test-master" not in logs
+    assert base64.b64encode(png).decode()[:40] not in logs
+    lines = [orjson.loads(raw) for raw in logs.splitlines() if raw.startswith("{")]
+    edits = [
+        line
+        for line in lines
+        if line.get("path") == "/v1/images/edits" and line.get("status") == 200
+    ]
+    assert edits, logs
+    assert edits[-1]["model"] == "local/pillow" and edits[-1]["provider"] == "local"
+    assert edits[-1]["images"] == 1 and edits[-1]["cost_usd"] == 0.0
+    assert edits[-1]["request_id"].startswith("req_")

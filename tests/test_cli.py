@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from imagegate.cli import bind_verdict, is_loopback
+from imagegate.config import Settings
+from tests import imaging
+from tests.server import Gateway
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGATE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "imagegate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "gateway.internal"])
+def test_non_loopback_hosts(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def test_bind_verdicts() -> None:
+    assert bind_verdict(Settings(host="127.0.0.1")) == "ok"
+    assert bind_verdict(Settings(host="0.0.0.0")) == "refuse"
+    assert bind_verdict(Settings(host="0.0.0.0", allow_unauthenticated=True)) == "warn"
+    assert bind_verdict(Settings(host="0.0.0.0", master_key="k")) == "ok"
+
+
+def test_serve_refuses_a_public_bind_without_a_key(tmp_path: Path) -> None:
+    done = run_cli("serve", "--host", "0.0.0.0", "--port", "1", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "IMAGEGATE_MASTER_KEY" in done.stderr and "--allow-unauthenticated" in done.stderr
+
+
+def test_models_command(tmp_path: Path) -> None:
+    done = run_cli("models", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "local/pillow" in done.stdout and "up to 16 image(s), mask" in done.stdout
+    as_json = orjson.loads(run_cli("models", "--json", cwd=tmp_path).stdout)
+    assert as_json[0]["id"] == "local/pillow"
+
+
+def test_config_file_from_flag_and_env(tmp_path: Path) -> None:
+    config = tmp_path / "imagegate.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "aliases": {"house": "local/pillow"},
+                "models": [{"id": "local/pillow", "n": {"max": 2}}],
+            }
+        )
+    )
+    by_flag = run_cli("models", "--config", str(config), cwd=tmp_path)
+    assert "aliases: house, pillow" in by_flag.stdout and "n 1-2" in by_flag.stdout
+    by_env = run_cli("models", env={"IMAGEGATE_CONFIG": str(config)}, cwd=tmp_path)
+    assert by_env.stdout == by_flag.stdout
+
+
+def test_check_config_names_the_broken_card(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"models": [{"id": "acme/x", "sizing": {"style": "warp"}}]}))
+    done = run_cli("check-config", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "acme/x" in done.stderr and "sizing.style" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_or_invalid_config_file(tmp_path: Path) -> None:
+    missing = run_cli("check-config", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read the config file" in missing.stderr
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    listed = run_cli("check-config", "--config", str(tmp_path / "list.yaml"), cwd=tmp_path)
+    assert listed.returncode == 2 and "mapping" in listed.stderr
+
+
+def test_invalid_setting_from_env(tmp_path: Path) -> None:
+    done = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGES": "zero"}, cwd=tmp_path)
+    assert done.returncode == 2 and "max_images" in done.stderr
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    # A copy of .env.example with one value filled in: the empty ones are ignored.
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    (tmp_path / ".env").write_text(
+        example.replace("IMAGEGATE_MASTER_KEY=", "IMAGEGATE_MASTER_KEY=from-dotenv")
+    )
+    done = run_cli("check-config", cwd=tmp_path)
+    assert done.returncode == 0 and "auth on" in done.stdout
+
+
+def test_settings_priority_env_over_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"max_images": 3, "default_model": "local/pillow"}))
+    settings = Settings(config=config)
+    assert settings.max_images == 3 and settings.default_model == "local/pillow"
+    os.environ["IMAGEGATE_MAX_IMAGES"] = "5"
+    try:
+        assert Settings(config=config).max_images == 5
+    finally:
+        del os.environ["IMAGEGATE_MAX_IMAGES"]
+
+
+def test_env_example_lists_every_setting() -> None:
+    example = (Path(__file__).parent.parent / ".env.example").read_text()
+    for name in Settings.model_fields:
+        if name in ("models", "aliases"):
+            continue  # config file only
+        assert f"IMAGEGATE_{name.upper()}" in example, name
+
+
+def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path).start()
+    big = imaging.encode(imaging.picture(3000, 2000), "PNG")
+    outcome: dict[str, httpx.Response] = {}
+
+    def slow_edit() -> None:
+        outcome["response"] = httpx.post(
+            gateway.base_url + "/v1/images/edits",
+            data={"model": "local/pillow", "prompt": "blur radius 40, then sharpen"},
+            files={"image": ("a.png", big, "image/png")},
+            timeout=60,
+        )
+
+    worker = threading.Thread(target=slow_edit)
+    worker.start()
+    time.sleep(0.5)  # the upload is in and the engine is working
+    code = gateway.stop()
+    worker.join(timeout=60)
+    # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
+    assert code in (0, -signal.SIGTERM)
+    assert outcome["response"].status_code == 200
+    assert imaging.decode_b64(outcome["response"].json()["data"][0]["b64_json"]).size == (
+        3000,
+        2000,
+    )
+    assert "Application shutdown complete" in gateway.logs()
+
+
+def test_default_model_setting_serves_sdk_calls_without_a_model(tmp_path: Path) -> None:
+    with Gateway(tmp_path, env={"IMAGEGATE_DEFAULT_MODEL": "local/pillow"}) as gateway:
+        response = httpx.post(
+            gateway.base_url + "/v1/images/edits",
+            data={"prompt": "invert"},
+            files={"image": ("a.png", imaging.png(), "image/png")},
+            timeout=30,
+        )
+    assert response.status_code == 200 and response.json()["model"] == "local/pillow"
