@@ -6,6 +6,7 @@ import base64
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -183,6 +184,25 @@ def test_declared_body_over_the_limit_is_refused_before_reading(team_gateway: Ga
     headers, _, body = rest.partition(b"\r\n\r\n")
     assert b"x-request-id" in headers.lower()
     assert orjson.loads(body)["error"]["code"] == "request_too_large"
+
+
+def test_client_that_disconnects_mid_upload_costs_nothing(gateway: Gateway) -> None:
+    head = (
+        "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        "Content-Length: 5000000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(
+            head.encode() + b'--x\r\nContent-Disposition: form-data; name="image"; '
+            b'filename="a.png"\r\n\r\n' + imaging.png()[:100]
+        )
+    deadline = time.monotonic() + 10
+    while '"status":499' not in gateway.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert '"status":499' in gateway.logs()
+    assert "unhandled error" not in gateway.logs()
+    assert httpx.get(gateway.base_url + "/healthz").status_code == 200
 
 
 def test_missing_fields_are_400_never_422(gateway: Gateway) -> None:

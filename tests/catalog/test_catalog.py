@@ -7,7 +7,7 @@ from imagegate.catalog.validate import validate_request
 from imagegate.core.errors import InvalidRequest, NotFound
 from imagegate.core.request import EditRequest, OutputOptions
 from imagegate.providers.local.card import LOCAL_CARDS
-from imagegate.wire.body import _checked
+from imagegate.wire.body import check_image
 from imagegate.wire.limits import WireLimits
 from tests import imaging
 
@@ -77,7 +77,7 @@ def test_unknown_model_is_404() -> None:
 
 
 def _req(images: int = 1, **kwargs) -> EditRequest:
-    image = _checked(imaging.png(), "image[0]", None, WireLimits())
+    image = check_image(imaging.png(), "image[0]", None, WireLimits())
     output = kwargs.pop("output", OutputOptions())
     return EditRequest(
         model="acme/editor",
@@ -127,7 +127,7 @@ def test_generate_only_and_mask_refusals() -> None:
     with pytest.raises(InvalidRequest) as caught:
         validate_request(_req(), catalog.resolve("acme/painter"))
     assert caught.value.code == "model_not_editable"
-    mask = _checked(imaging.mask_left_half(), "mask", None, WireLimits())
+    mask = check_image(imaging.mask_left_half(), "mask", None, WireLimits())
     with pytest.raises(InvalidRequest) as caught:
         validate_request(_req(mask=mask), catalog.resolve("acme/nomask"))
     assert caught.value.code == "mask_not_supported"

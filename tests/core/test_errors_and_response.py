@@ -17,7 +17,7 @@ from imagegate.core.response import (
 )
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.core.units import human_bytes
-from imagegate.wire.body import _checked
+from imagegate.wire.body import check_image
 from imagegate.wire.limits import WireLimits
 from tests import imaging
 
@@ -61,7 +61,7 @@ def test_human_bytes() -> None:
 
 
 def _request(**output) -> EditRequest:
-    image = _checked(imaging.png(), "image[0]", None, WireLimits())
+    image = check_image(imaging.png(), "image[0]", None, WireLimits())
     return EditRequest(model="m/x", prompt="p", images=(image,), output=OutputOptions(**output))
 
 

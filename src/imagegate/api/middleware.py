@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.core.errors import InternalError
@@ -58,6 +59,9 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away mid-upload: nobody is left to answer. 499 as nginx logs it.
+            status = status or 499
         except Exception:
             crash_log.exception("unhandled error", extra={"request_id": request_id})
             if status == 0:

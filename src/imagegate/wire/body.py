@@ -19,7 +19,7 @@ from imagegate.wire.dataurl import check_declared_type, decode_data_url, is_data
 from imagegate.wire.fields import Fields, assemble_request, coerce_fields
 from imagegate.wire.json_body import ImageRef, parse_json_body, read_json_bytes
 from imagegate.wire.limits import WireLimits
-from imagegate.wire.multipart import RawFile, read_multipart
+from imagegate.wire.multipart import read_multipart
 
 
 class UrlFetcher(Protocol):
@@ -45,8 +45,10 @@ async def read_edit_request(
         fields = coerce_fields(form.fields, from_json=False, default_model=default_model)
         if precheck is not None:
             precheck(fields, len(form.images))
-        images = [_checked(raw.data, raw.param, raw.filename, limits) for raw in form.images]
-        mask = _checked_file(form.mask, limits) if form.mask else None
+        images = [check_image(raw.data, raw.param, raw.filename, limits) for raw in form.images]
+        mask = None
+        if form.mask is not None:
+            mask = check_image(form.mask.data, "mask", form.mask.filename, limits)
         return _finish(fields, images, mask, limits)
     if media_type == "application/json" or media_type.endswith("+json"):
         if content_length is not None and content_length > limits.max_json_bytes:
@@ -101,14 +103,11 @@ def check_mask(mask: ImageInput, first: ImageInput) -> None:
         )
 
 
-def _checked(data: bytes, param: str, filename: str | None, limits: WireLimits) -> ImageInput:
+def check_image(data: bytes, param: str, filename: str | None, limits: WireLimits) -> ImageInput:
+    """Size, format and pixel checks every image passes, however it arrived."""
     check_size(len(data), limits.max_image_bytes, param=param)
     info = probe(data, param=param, max_pixels=limits.max_pixels)
     return ImageInput(data=data, info=info, param=param, filename=filename)
-
-
-def _checked_file(raw: RawFile, limits: WireLimits) -> ImageInput:
-    return _checked(raw.data, raw.param, raw.filename, limits)
 
 
 async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | None) -> ImageInput:
@@ -116,7 +115,7 @@ async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | Non
         media_type, data = decode_data_url(
             ref.url, param=ref.param, max_bytes=limits.max_image_bytes
         )
-        image = _checked(data, ref.param, None, limits)
+        image = check_image(data, ref.param, None, limits)
         check_declared_type(media_type, image.format, param=ref.param)
         return image
     if fetcher is None:
@@ -127,7 +126,7 @@ async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | Non
             code="image_url_disabled",
         )
     data = await fetcher.fetch(ref.url, param=ref.param)
-    return _checked(data, ref.param, None, limits)
+    return check_image(data, ref.param, None, limits)
 
 
 def _body_too_large(limit: int) -> PayloadTooLarge:

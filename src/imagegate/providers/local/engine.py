@@ -25,7 +25,7 @@ from imagegate.providers.base import EditJob
 from imagegate.providers.local import ops
 from imagegate.providers.local.prompt import Layout, parse_prompt
 
-MAX_OUTPUT_PIXELS = 36_000_000
+MAX_OUTPUT_PIXELS = ops.MAX_CANVAS_PIXELS
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,16 +7,20 @@ image after the masked work is done.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
+from imagegate.core.errors import InvalidRequest
+
 Kind = Literal["tone", "canvas"]
 Transform = Callable[[Image.Image], Image.Image]
 
 MAX_SIDE = 4096
+MAX_CANVAS_PIXELS = 36_000_000  # the most any intermediate canvas may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +183,28 @@ def rotate(clockwise_degrees: float) -> Op:
             return image
         if degrees in exact:
             return image.transpose(exact[degrees])
+        radians = math.radians(degrees)
+        grown = (abs(image.width * math.cos(radians)) + abs(image.height * math.sin(radians))) * (
+            abs(image.width * math.sin(radians)) + abs(image.height * math.cos(radians))
+        )
+        if grown > MAX_CANVAS_PIXELS:  # refuse before allocating it, not after
+            raise InvalidRequest(
+                f"Rotating a {image.width}x{image.height} image by {clockwise_degrees:g}° would "
+                f"make a canvas over {MAX_CANVAS_PIXELS:,} pixels; make it smaller first.",
+                param="prompt",
+                code="output_too_large",
+            )
         return image.rotate(
             -degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0, 0)
         )
 
     # A half turn keeps the canvas, so it may be limited to the mask like any tone operation.
     kind: Kind = "tone" if degrees in (0.0, 180.0) else "canvas"
-    return Op("rotate", f"rotate {clockwise_degrees:g}° clockwise", kind, run)
+    if clockwise_degrees < 0:
+        label = f"rotate {-clockwise_degrees:g}° counterclockwise"
+    else:
+        label = f"rotate {clockwise_degrees:g}° clockwise"
+    return Op("rotate", label, kind, run)
 
 
 def resize_to(width: int, height: int) -> Op:

@@ -100,6 +100,17 @@ def _rotate(match: re.Match[str]) -> Op:
     return ops.rotate(degrees)
 
 
+def _scale(match: re.Match[str]) -> Op:
+    """'scale to 50%' is half size; 'enlarge by 50%' is 1.5x; 'shrink by 25%' is 0.75x."""
+    verb, direction, preposition = match.group(1), (match.group(2) or "").strip(), match.group(3)
+    percent = float(match.group(4)) / 100
+    if preposition == "by" and (verb == "enlarge" or direction == "up"):
+        return ops.scale_by(1 + percent)
+    if preposition == "by" and (verb == "shrink" or direction == "down"):
+        return ops.scale_by(1 - percent)
+    return ops.scale_by(percent)
+
+
 def _flip(match: re.Match[str]) -> Op:
     how = (match.group(1) or "").lower()
     if how.startswith(("vertical", "upside", "top")):
@@ -131,7 +142,7 @@ SKILLS: tuple[Skill, ...] = (
         "blur radius 6",
         re.compile(
             r"\b(?:blur(?:red|ry|s)?|soften)\b(?:\s+(?:it\s+)?(?:by|with|of|at)?\s*(?:a\s+)?"
-            r"(?:radius\s+(?:of\s+)?)?(\d+(?:\.\d+)?)(?!\s*(?:°|deg))\s*(?:px|pixels?)?)?"
+            r"(?:radius\s+(?:of\s+)?)?(\d+(?:\.\d+)?)(?!\d|\.\d|\s*(?:°|deg))\s*(?:px|pixels?)?)?"
         ),
         lambda m: ops.blur(_num(m, 1, 4.0)),
     ),
@@ -162,9 +173,16 @@ SKILLS: tuple[Skill, ...] = (
         "flip",
         "flip vertically",
         re.compile(
-            r"\bflip(?:ped|s)?\b(?:\s+(?:it\s+)?(vertical(?:ly)?|horizontal(?:ly)?|upside[\s-]down|"
+            r"\bflip(?:ped|s)?\b(?:\s+(?:it\s+|the\s+(?:image|picture|photo)\s+)?(vertical(?:ly)?|"
+            r"horizontal(?:ly)?|upside[\s-]down|"
             r"top[\s-]to[\s-]bottom|left[\s-]to[\s-]right))?"
         ),
+        _flip,
+    ),
+    Skill(
+        "flip",
+        "flip vertically",
+        re.compile(r"\b(vertical|horizontal)(?:ly)?[\s-]+flip(?:ped)?\b"),
         _flip,
     ),
     Skill("mirror", "mirror it", re.compile(r"\bmirror(?:ed|s)?\b"), lambda m: ops.mirror()),
@@ -208,10 +226,10 @@ SKILLS: tuple[Skill, ...] = (
         "scale",
         "scale to 50%",
         re.compile(
-            r"\b(?:resize|scale|shrink|enlarge)\s+(?:it\s+)?(?:down\s+|up\s+)?(?:to|by)?\s*"
+            r"\b(resize|scale|shrink|enlarge)\s+(?:it\s+)?(down\s+|up\s+)?(to|by)?\s*"
             r"(\d+(?:\.\d+)?)\s*%"
         ),
-        lambda m: ops.scale_by(float(m.group(1)) / 100),
+        _scale,
     ),
     Skill(
         "half size",
