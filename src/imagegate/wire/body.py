@@ -18,12 +18,12 @@ from imagegate.core.units import human_bytes
 from imagegate.wire.dataurl import check_declared_type, decode_data_url, is_data_url
 from imagegate.wire.fields import Fields, assemble_request, coerce_fields
 from imagegate.wire.json_body import ImageRef, parse_json_body, read_json_bytes
-from imagegate.wire.limits import WireLimits
+from imagegate.wire.limits import ByteBudget, WireLimits
 from imagegate.wire.multipart import read_multipart
 
 
 class UrlFetcher(Protocol):
-    async def fetch(self, url: str, *, param: str) -> bytes: ...
+    async def fetch(self, url: str, *, param: str, budget: ByteBudget | None = None) -> bytes: ...
 
 
 async def read_edit_request(
@@ -58,7 +58,7 @@ async def read_edit_request(
         if precheck is not None:
             precheck(fields, len(parsed.images))
         refs = [*parsed.images, *([parsed.mask] if parsed.mask else [])]
-        loaded = list(await asyncio.gather(*(_load_ref(ref, limits, fetcher) for ref in refs)))
+        loaded = await _load_all(refs, limits, fetcher)
         mask = loaded.pop() if parsed.mask else None
         return _finish(fields, loaded, mask, limits)
     shown = media_type or "no Content-Type"
@@ -110,11 +110,32 @@ def check_image(data: bytes, param: str, filename: str | None, limits: WireLimit
     return ImageInput(data=data, info=info, param=param, filename=filename)
 
 
-async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | None) -> ImageInput:
+async def _load_all(
+    refs: list[ImageRef], limits: WireLimits, fetcher: UrlFetcher | None
+) -> list[ImageInput]:
+    """Load every reference at once; the first failure cancels the rest and is the answer."""
+    budget = ByteBudget(limits.max_request_bytes)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_load_ref(ref, limits, fetcher, budget)) for ref in refs]
+    except ExceptionGroup as group_error:
+        raise _first_error(group_error) from None
+    return [task.result() for task in tasks]
+
+
+def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group_error.exceptions[0]
+    return _first_error(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _load_ref(
+    ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | None, budget: ByteBudget
+) -> ImageInput:
     if is_data_url(ref.url):
         media_type, data = decode_data_url(
             ref.url, param=ref.param, max_bytes=limits.max_image_bytes
         )
+        budget.spend(len(data))
         image = check_image(data, ref.param, None, limits)
         check_declared_type(media_type, image.format, param=ref.param)
         return image
@@ -125,7 +146,7 @@ async def _load_ref(ref: ImageRef, limits: WireLimits, fetcher: UrlFetcher | Non
             param=ref.param,
             code="image_url_disabled",
         )
-    data = await fetcher.fetch(ref.url, param=ref.param)
+    data = await fetcher.fetch(ref.url, param=ref.param, budget=budget)
     return check_image(data, ref.param, None, limits)
 
 

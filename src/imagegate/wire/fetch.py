@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.wire.limits import ByteBudget
 from imagegate.wire.netguard import IPAddress, IPNetwork, refusal_reason
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
@@ -55,10 +56,10 @@ class ImageFetcher:
         self._allowed = tuple(allowed_networks)
         self._resolve = resolver
 
-    async def fetch(self, url: str, *, param: str) -> bytes:
+    async def fetch(self, url: str, *, param: str, budget: ByteBudget | None = None) -> bytes:
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._follow(url, param)
+                return await self._follow(url, param, budget)
         except TimeoutError:
             raise InvalidRequest(
                 f"{param}: fetching the image took longer than {self._timeout:g} s; host it "
@@ -67,7 +68,7 @@ class ImageFetcher:
                 code="image_url_timeout",
             ) from None
 
-    async def _follow(self, url: str, param: str) -> bytes:
+    async def _follow(self, url: str, param: str, budget: ByteBudget | None) -> bytes:
         current = _parse(url, param)
         for _hop in range(self._max_redirects + 1):
             ip = await self._vet(current, param)
@@ -81,7 +82,7 @@ class ImageFetcher:
                             param=param,
                             code="image_url_failed",
                         )
-                    current = _parse(str(current.join(location)), param)
+                    current = _parse(_join(current, location, param), param)
                     continue
                 if response.status_code != 200:
                     raise InvalidRequest(
@@ -90,7 +91,7 @@ class ImageFetcher:
                         param=param,
                         code="image_url_failed",
                     )
-                return await self._read_capped(response, param)
+                return await self._read_capped(response, param, budget)
             finally:
                 await response.aclose()
         raise InvalidRequest(
@@ -137,13 +138,14 @@ class ImageFetcher:
     async def _open(self, url: httpx.URL, ip: IPAddress, param: str) -> httpx.Response:
         host_header = url.netloc.decode("ascii")
         pinned = url.copy_with(host=str(ip))
-        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-        request = self._client.build_request(
-            "GET",
-            pinned,
-            headers={"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity"},
-            extensions=extensions,
-        )
+        headers = {"Host": host_header, "Accept": "image/*", "Accept-Encoding": "identity"}
+        extensions = {}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = url.host
+            # The pool is keyed by the pinned IP, not the name: a kept-alive TLS connection
+            # verified for one host must not carry a request for another host on that IP.
+            headers["Connection"] = "close"
+        request = self._client.build_request("GET", pinned, headers=headers, extensions=extensions)
         try:
             return await self._client.send(request, stream=True, follow_redirects=False)
         except httpx.HTTPError as exc:
@@ -153,16 +155,31 @@ class ImageFetcher:
                 code="image_url_failed",
             ) from None
 
-    async def _read_capped(self, response: httpx.Response, param: str) -> bytes:
+    async def _read_capped(
+        self, response: httpx.Response, param: str, budget: ByteBudget | None
+    ) -> bytes:
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self._max_bytes:
             raise self._too_large(param)
+        # The request asks for identity. A compressed body is refused, not decoded: httpx would
+        # inflate each network chunk whole (``gzip, gzip`` nests) before the cap could count it.
+        # After this check ``aiter_bytes`` decodes nothing: the cap counts bytes off the wire.
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            raise InvalidRequest(
+                f"{param}: the server sent the image with Content-Encoding {encoding!r}; the "
+                "gateway only takes uncompressed image bytes.",
+                param=param,
+                code="image_url_failed",
+            )
         body = bytearray()
         try:
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > self._max_bytes:
                     raise self._too_large(param)
+                if budget is not None:
+                    budget.spend(len(chunk))
         except httpx.HTTPError as exc:
             raise InvalidRequest(
                 f"{param}: the image download broke off ({type(exc).__name__}).",
@@ -178,6 +195,17 @@ class ImageFetcher:
             param=param,
             code="image_too_large",
         )
+
+
+def _join(base: httpx.URL, location: str, param: str) -> str:
+    try:
+        return str(base.join(location))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise InvalidRequest(
+            f"{param}: the server redirected to an invalid URL.",
+            param=param,
+            code="image_url_failed",
+        ) from None
 
 
 def _parse(url: str, param: str) -> httpx.URL:

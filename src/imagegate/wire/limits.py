@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagegate.core.errors import PayloadTooLarge
+from imagegate.core.units import human_bytes
+
 MiB = 1_048_576
 
 
@@ -21,3 +24,25 @@ class WireLimits:
     def max_json_bytes(self) -> int:
         # Data URLs carry base64, a third larger than the bytes they encode.
         return self.max_request_bytes * 4 // 3 + 64 * 1024
+
+
+class ByteBudget:
+    """What the images of one request may add up to, spent as their bytes arrive.
+
+    Fetches run concurrently; each spends from the same budget chunk by chunk, so the total is
+    enforced while downloading, not after everything is already in memory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+
+    def spend(self, count: int) -> None:
+        self.spent += count
+        if self.spent > self.limit:
+            raise PayloadTooLarge(
+                f"The images in this request add up to over {self.limit:,} bytes "
+                f"({human_bytes(self.limit)}), the limit per request.",
+                param="images",
+                code="request_too_large",
+            )

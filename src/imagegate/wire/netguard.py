@@ -21,6 +21,10 @@ _METADATA = {
     ipaddress.ip_address("100.100.100.200"): "a cloud metadata address",
 }
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Non-public ranges that ``is_global`` calls global (on 3.11.7 at least; it varies by release):
+# the local-use NAT64 prefix (RFC 8215), which a site translator maps onto its private IPv4
+# space, and the deprecated IPv6 site-local range (RFC 3879), still routed inside some sites.
+_NON_PUBLIC = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
 
 
 def parse_networks(specs: Sequence[str]) -> tuple[IPNetwork, ...]:
@@ -58,6 +62,8 @@ def refusal_reason(ip: IPAddress, allowed: Sequence[IPNetwork] = ()) -> str | No
             return f"{reason} (inside the IPv6 address {ip})" if reason else None
     if ip in _METADATA:
         return _METADATA[ip]
+    if any(ip.version == net.version and ip in net for net in _NON_PUBLIC):
+        return "a reserved or non-public address"
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
