@@ -17,7 +17,7 @@ pick_python() {
 }
 
 stamp=.venv/.imagegate-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -25,7 +25,7 @@ python="$(pick_python)"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 log=.venv/bootstrap.log
 if ! { .venv/bin/python -m pip install --upgrade pip &&
-       .venv/bin/python -m pip install -e '.[dev]'; } >"$log" 2>&1; then
+       .venv/bin/python -m pip install -c constraints.txt -e '.[dev]'; } >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "bootstrap: installing into .venv failed; the full log is $log" >&2
   exit 1

@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import yaml
 
 
@@ -67,6 +69,19 @@ class Gateway:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gateway not ready in {timeout} s:\n{self.logs()}")
+
+    def log_lines(
+        self, where: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> list[dict[str, Any]]:
+        """The JSON log lines matching ``where``; waits for one, since a request's line is
+        written just after its response."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [orjson.loads(raw) for raw in self.logs().splitlines() if raw.startswith("{")]
+            found = [line for line in lines if where(line)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -122,11 +122,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": settings.graceful_shutdown_seconds,
         "timeout_keep_alive": 75,  # longer than a load balancer's idle timeout
         "server_header": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "loop": _pick_loop(),
         "http": _pick_http(),
     }
     log.info(
-        "imagegate %s listening on http://%s:%s",
+        "imagegate %s starting on http://%s:%s",
         __version__,
         settings.host,
         settings.port,

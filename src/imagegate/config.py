@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
+    # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or CIDRs, or *).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     # Access
     master_key: SecretStr | None = None

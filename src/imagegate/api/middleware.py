@@ -20,6 +20,7 @@ from imagegate.core.errors import InternalError
 log = logging.getLogger("imagegate.access")
 crash_log = logging.getLogger("imagegate.error")
 
+_PROBES = frozenset({"/healthz", "/readyz"})
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -83,12 +84,17 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             fields = state.get("log", {})
-            log.info(
+            client = scope.get("client")
+            # Probes come every few seconds from every load balancer; keep them out of info.
+            level = logging.DEBUG if scope.get("path") in _PROBES else logging.INFO
+            log.log(
+                level,
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
+                    "client": client[0] if client else None,
                     "status": status,
                     "latency_ms": round((time.perf_counter() - started) * 1000, 2),
                     **fields,

@@ -775,3 +775,15 @@ def test_provider_edit_raises_the_engines_errors() -> None:
     with pytest.raises(InvalidRequest) as caught:
         asyncio.run(LocalProvider().edit(job, Deployment(provider="local"), Recorder()))
     assert (caught.value.code, caught.value.param) == ("invalid_image", "image[0]")
+
+
+def test_engine_concurrency_follows_the_container_cpu_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from imagegate.providers.local.adapter import available_cpus
+
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("150000 100000\n")  # a quota of 1.5 CPUs rounds up to 2
+    assert available_cpus(cpu_max) == min(2, available_cpus(tmp_path / "missing"))
+    cpu_max.write_text("50000 100000\n")
+    assert available_cpus(cpu_max) == 1
+    cpu_max.write_text("max 100000\n")
+    assert available_cpus(cpu_max) == available_cpus(tmp_path / "missing") >= 1
