@@ -267,3 +267,25 @@ def test_logs_carry_no_image_bytes_or_keys(team_gateway: Gateway) -> None:
     assert base64.b64encode(png).decode()[:40] not in logs
     assert response.json()["data"][0]["b64_json"][:40] not in logs
     assert "color_message" not in logs
+
+
+def test_stream_sends_keepalive_comments_while_the_engine_works(tmp_path: Path) -> None:
+    big = imaging.encode(imaging.picture(2400, 1600), "PNG")
+    with Gateway(tmp_path, env={"IMAGEGATE_STREAM_KEEPALIVE_SECONDS": "0.1"}) as gateway:
+        arrivals: list[tuple[float, str]] = []
+        started = time.monotonic()
+        with httpx.stream(
+            "POST",
+            gateway.base_url + "/v1/images/edits",
+            data={"model": "local/pillow", "prompt": "blur radius 30, sharpen", "stream": "true"},
+            files={"image": ("a.png", big, "image/png")},
+            timeout=60,
+        ) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line:
+                    arrivals.append((time.monotonic() - started, line[:40]))
+    keepalives = [at for at, line in arrivals if line == ": keepalive"]
+    (done_at,) = [at for at, line in arrivals if line == "event: image_edit.completed"]
+    assert keepalives and keepalives[0] < done_at  # comments arrived while the edit ran
+    assert not any(line.startswith("event: ping") or line == "data: [DONE]" for _, line in arrivals)
