@@ -91,7 +91,7 @@ def request(n: int = 1, images: int = 1, **output: object) -> EditRequest:
         images=(image,) * images,
         n=n,
         output=OutputOptions(**output),
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(svc: EditService, req: EditRequest) -> EditResult:

@@ -48,9 +48,11 @@ class EditService:
     def card(self, name: str) -> ModelCard:
         card = self.catalog.resolve(name)
         if not self.available(card):
-            self.router.pick(card)  # raises the "provider not configured" 404
             raise NotFound(
-                f"The model {name!r} is not served here.", param="model", code="model_not_available"
+                f"{card.id} is in the catalog, but its provider {card.provider!r} is not "
+                "configured on this gateway (so /v1/models does not list it).",
+                param="model",
+                code="model_not_available",
             )
         return card
 
@@ -82,9 +84,14 @@ class EditService:
         except GatewayError:
             raise
         except Exception:
-            log.exception("provider %s failed unexpectedly", provider.name)
+            log.exception(
+                "provider %s failed unexpectedly",
+                provider.name,
+                extra={"request_id": job.request_id},
+            )
             raise InternalError(
-                f"{job.card.id} failed unexpectedly; the error is logged under this request id."
+                f"{job.card.id} failed unexpectedly; the error is logged under request id "
+                f"{job.request_id}."
             ) from None
         await self._finish(result, job)
         return result

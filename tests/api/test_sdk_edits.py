@@ -11,6 +11,7 @@ from openai import OpenAI
 
 from tests import imaging
 from tests.imaging import BLUE, GREEN, RED
+from tests.server import Gateway
 
 
 def test_single_image_grayscale_is_a_real_edit(client: OpenAI) -> None:
@@ -75,7 +76,7 @@ def test_list_of_images_is_combined_side_by_side(client: OpenAI) -> None:
 def test_several_images_in_a_grid_with_an_edit(client: OpenAI) -> None:
     images = [imaging.png(40, 40, background=color) for color in (RED, GREEN, BLUE, RED)]
     result = client.images.edit(model="local/pillow", image=images, prompt="grid, invert")
-    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")  # type: ignore[index]
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
     assert out.size == (80, 80)
     assert out.getpixel((1, 1)) == tuple(255 - c for c in RED)
     assert out.getpixel((41, 1)) == tuple(255 - c for c in GREEN)
@@ -89,7 +90,7 @@ def test_mask_limits_the_edit_to_its_transparent_part(client: OpenAI) -> None:
         mask=("mask.png", imaging.mask_left_half()),
         prompt="invert",
     )
-    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")  # type: ignore[index]
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
     assert out.getpixel((2, 2)) == tuple(255 - c for c in RED)  # left: transparent in the mask
     assert out.getpixel((61, 2)) == RED  # right: opaque in the mask, untouched
 
@@ -99,7 +100,7 @@ def test_size_resizes_the_output(client: OpenAI) -> None:
         model="local/pillow", image=imaging.png(), prompt="blur", size="1024x1024"
     )
     assert result.size == "1024x1024"
-    assert imaging.decode_b64(result.data[0].b64_json or "").size == (1024, 1024)  # type: ignore[index]
+    assert imaging.decode_b64(result.data[0].b64_json or "").size == (1024, 1024)
 
 
 def test_output_format_and_compression(client: OpenAI) -> None:
@@ -111,7 +112,7 @@ def test_output_format_and_compression(client: OpenAI) -> None:
         output_compression=50,
     )
     assert result.output_format == "jpeg"
-    assert imaging.decode_b64(result.data[0].b64_json or "").format == "JPEG"  # type: ignore[index]
+    assert imaging.decode_b64(result.data[0].b64_json or "").format == "JPEG"
 
 
 def test_transparent_background(client: OpenAI) -> None:
@@ -121,7 +122,7 @@ def test_transparent_background(client: OpenAI) -> None:
         prompt="remove the background",
         background="transparent",
     )
-    out = imaging.decode_b64(result.data[0].b64_json or "")  # type: ignore[index]
+    out = imaging.decode_b64(result.data[0].b64_json or "")
     assert result.background == "transparent"
     assert out.mode == "RGBA"
     assert out.getpixel((1, 1))[3] == 0  # the red border colour is keyed out
@@ -132,7 +133,7 @@ def test_response_format_url_is_a_data_uri(client: OpenAI) -> None:
     result = client.images.edit(
         model="local/pillow", image=imaging.png(), prompt="invert", response_format="url"
     )
-    url = result.data[0].url  # type: ignore[index]
+    url = result.data[0].url
     assert url is not None and url.startswith("data:image/png;base64,")
     out = imaging.decode_b64(url.split(",", 1)[1])
     assert out.size == (64, 48)
@@ -181,7 +182,7 @@ def test_stream_yields_typed_events_ending_in_completed(client: OpenAI) -> None:
         "image_edit.partial_image",
         "image_edit.completed",
     ]
-    assert [e.partial_image_index for e in events[:2]] == [0, 1]  # type: ignore[union-attr]
+    assert [e.partial_image_index for e in events[:2]] == [0, 1]
     done = events[-1]
     assert isinstance(done, openai.types.ImageEditCompletedEvent)
     assert done.size == "64x48" and done.output_format == "png"
@@ -197,15 +198,24 @@ def test_stream_without_partials(client: OpenAI) -> None:
     assert [e.type for e in events] == ["image_edit.completed"]
 
 
-def test_stream_failure_after_start_is_an_api_error(client: OpenAI) -> None:
+def test_stream_failure_after_start_is_an_api_error(client: OpenAI, gateway: Gateway) -> None:
     # A PNG whose header is valid but whose pixel data is cut off: it fails while decoding,
     # which happens after the stream has begun.
     broken = imaging.png(256, 256)[:200]
-    stream = client.images.edit(model="local/pillow", image=broken, prompt="invert", stream=True)
+    stream = client.images.edit(
+        model="local/pillow",
+        image=broken,
+        prompt="invert",
+        stream=True,
+        extra_headers={"x-request-id": "broken-stream-1"},
+    )
     with pytest.raises(openai.APIError) as caught:
         list(stream)
     assert "could not be decoded" in caught.value.message
+    assert caught.value.code == "invalid_image"
     assert not isinstance(caught.value, openai.APIStatusError)
+    (line,) = gateway.log_lines(lambda line: line.get("request_id") == "broken-stream-1")
+    assert line["status"] == 200 and line["error_code"] == "invalid_image"  # the log says why
 
 
 def test_unreadable_prompt_is_a_bad_request_listing_skills(client: OpenAI) -> None:
@@ -285,7 +295,7 @@ def test_server_keeps_serving_after_errors(client: OpenAI) -> None:
 # -- a team's gateway: master key and config file ---------------------------------------------
 
 
-def test_missing_key_is_authentication_error(team_gateway) -> None:  # type: ignore[no-untyped-def]
+def test_missing_key_is_authentication_error(team_gateway: Gateway) -> None:
     anonymous = OpenAI(base_url=team_gateway.base_url + "/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         anonymous.images.edit(model="local/pillow", image=imaging.png(), prompt="invert")
@@ -366,7 +376,7 @@ def test_models_list_through_the_sdk(team_client: OpenAI) -> None:
     assert small["edit"] == {"supported": True, "max_reference_images": 2, "mask": False}
     assert small["sizing"]["style"] == "aspect_ratio"
     assert small["pricing"]["per_image"] == 0.01
-    assert models["local/pillow-draw"].model_extra["generate_only"] is True  # type: ignore[index]
+    assert models["local/pillow-draw"].model_extra["generate_only"] is True
 
 
 def test_retrieve_model_by_alias(team_client: OpenAI) -> None:

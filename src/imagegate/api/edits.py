@@ -12,7 +12,7 @@ from imagegate.api.errors import JsonBytes
 from imagegate.api.middleware import request_log
 from imagegate.api.openapi import EDIT_REQUEST_BODY
 from imagegate.api.streaming import stream_response
-from imagegate.core.errors import InvalidRequest
+from imagegate.core.errors import GatewayError, InvalidRequest
 from imagegate.core.response import images_response
 from imagegate.core.result import EditResult
 from imagegate.providers.base import DiscardEvents
@@ -52,9 +52,12 @@ async def create_image_edit(
     )
     created = int(time.time())
 
-    def record(result: EditResult) -> None:
+    def record(outcome: EditResult | GatewayError) -> None:
+        if isinstance(outcome, GatewayError):  # a stream that failed after it began
+            fields.update(error_code=outcome.code, error_origin=outcome.origin)
+            return
         fields.update(
-            provider=result.provider, cost_usd=result.cost_usd, output_images=len(result.images)
+            provider=outcome.provider, cost_usd=outcome.cost_usd, output_images=len(outcome.images)
         )
 
     if edit.stream:

@@ -37,8 +37,11 @@ class QueueEvents:
         await self._queue.put(partial_event(image, index, self._request, self._created))
 
 
+Outcome = Callable[[EditResult | GatewayError], None]  # told how the edit ended, for the log
+
+
 async def _events(
-    service: EditService, job: EditJob, created: int, on_result: Callable[[EditResult], None]
+    service: EditService, job: EditJob, created: int, on_result: Outcome
 ) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[object] = asyncio.Queue()
     task = asyncio.create_task(service.run(job, QueueEvents(queue, job.request, created)))
@@ -52,15 +55,15 @@ async def _events(
         for event in completed_events(result, job.request, created):
             yield event
     except GatewayError as exc:
+        on_result(exc)
         yield error_event(exc.to_dict())
     except Exception:
         log.exception("stream failed", extra={"request_id": job.request_id})
-        yield error_event(
-            InternalError(
-                "The edit failed unexpectedly; the error is logged "
-                f"under request id {job.request_id}."
-            ).to_dict()
+        error = InternalError(
+            f"The edit failed unexpectedly; the error is logged under request id {job.request_id}."
         )
+        on_result(error)
+        yield error_event(error.to_dict())
     finally:
         if not task.done():
             task.cancel()
@@ -71,7 +74,7 @@ def stream_response(
     job: EditJob,
     created: int,
     keepalive: float,
-    on_result: Callable[[EditResult], None],
+    on_result: Outcome,
 ) -> EventSourceResponse:
     return EventSourceResponse(
         _events(service, job, created, on_result),

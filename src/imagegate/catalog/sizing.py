@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from imagegate.catalog.cards import ModelCard, SizingStyle, parse_ratio, parse_size
+from imagegate.catalog.cards import ModelCard, PixelRule, SizingStyle, parse_ratio, parse_size
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.request import SizingRequest
 
@@ -179,14 +179,8 @@ def _to_openai_size(intent: _Intent, card: ModelCard) -> ResolvedSizing:
         if text in spec.sizes:
             return ResolvedSizing(size=text)
         if spec.custom is not None:
-            problem = spec.custom.problem(width, height)
-            if problem is None:
-                return ResolvedSizing(size=text)
-            raise InvalidRequest(
-                f"size {text} does not fit {card.id}: {problem}. {describe_sizing(card)}",
-                param="size",
-                code="unsupported_size",
-            )
+            _check_rule(spec.custom, width, height, card)
+            return ResolvedSizing(size=text)
         raise _refuse(card, f"size {text}", "size")
     assert intent.ratio is not None
     matches = [
@@ -211,13 +205,7 @@ def _to_pixels(intent: _Intent, card: ModelCard) -> ResolvedSizing:
             raise _refuse(card, f"image_size {intent.preset}", "image_size")
         return ResolvedSizing()  # auto: keep the input's size
     width, height = intent.pixels
-    problem = rule.problem(width, height)
-    if problem is not None:
-        raise InvalidRequest(
-            f"size {width}x{height} does not fit {card.id}: {problem}.",
-            param="size",
-            code="unsupported_size",
-        )
+    _check_rule(rule, width, height, card)
     return ResolvedSizing(width=width, height=height)
 
 
@@ -277,14 +265,8 @@ def _to_preset(intent: _Intent, card: ModelCard) -> ResolvedSizing:
             if parse_size(size) == (width, height):
                 return ResolvedSizing(preset=name)
         if spec.custom is not None:
-            problem = spec.custom.problem(width, height)
-            if problem is None:
-                return ResolvedSizing(width=width, height=height)
-            raise InvalidRequest(
-                f"size {width}x{height} does not fit {card.id}: {problem}.",
-                param="size",
-                code="unsupported_size",
-            )
+            _check_rule(spec.custom, width, height, card)
+            return ResolvedSizing(width=width, height=height)
         raise _refuse(card, f"size {width}x{height}", "size")
     assert intent.ratio is not None
     matches = [
@@ -300,6 +282,16 @@ def _to_preset(intent: _Intent, card: ModelCard) -> ResolvedSizing:
         f"({'several presets' if matches else 'no preset'} of that shape)",
         "aspect_ratio",
     )
+
+
+def _check_rule(rule: PixelRule, width: int, height: int, card: ModelCard) -> None:
+    problem = rule.problem(width, height)
+    if problem is not None:
+        raise InvalidRequest(
+            f"size {width}x{height} does not fit {card.id}: {problem}. {describe_sizing(card)}",
+            param="size",
+            code="unsupported_size",
+        )
 
 
 def _check_tier(tier: str | None, card: ModelCard) -> str:

@@ -64,7 +64,7 @@ def make_job(
 
 
 def run(images: bytes | list[bytes], prompt: str, **options: object) -> Rendered:
-    return render(make_job(images, prompt, **options))  # type: ignore[arg-type]
+    return render(make_job(images, prompt, **options))
 
 
 def out(rendered: Rendered) -> Image.Image:
@@ -777,7 +777,7 @@ def test_provider_edit_raises_the_engines_errors() -> None:
     assert (caught.value.code, caught.value.param) == ("invalid_image", "image[0]")
 
 
-def test_engine_concurrency_follows_the_container_cpu_quota(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_engine_concurrency_follows_the_container_cpu_quota(tmp_path) -> None:
     from imagegate.providers.local.adapter import available_cpus
 
     cpu_max = tmp_path / "cpu.max"

@@ -82,34 +82,25 @@ def sharpen() -> Op:
     )
 
 
-def brightness(factor: float) -> Op:
+def _enhance(
+    name: str, enhancer: Callable[[Image.Image], ImageEnhance._Enhance], factor: float
+) -> Op:
     factor = _clamp_factor(factor)
     return Op(
-        "brightness",
-        f"brightness x{factor:g}",
-        "tone",
-        _on_rgb(lambda rgb: ImageEnhance.Brightness(rgb).enhance(factor)),
+        name, f"{name} x{factor:g}", "tone", _on_rgb(lambda rgb: enhancer(rgb).enhance(factor))
     )
+
+
+def brightness(factor: float) -> Op:
+    return _enhance("brightness", ImageEnhance.Brightness, factor)
 
 
 def contrast(factor: float) -> Op:
-    factor = _clamp_factor(factor)
-    return Op(
-        "contrast",
-        f"contrast x{factor:g}",
-        "tone",
-        _on_rgb(lambda rgb: ImageEnhance.Contrast(rgb).enhance(factor)),
-    )
+    return _enhance("contrast", ImageEnhance.Contrast, factor)
 
 
 def saturation(factor: float) -> Op:
-    factor = _clamp_factor(factor)
-    return Op(
-        "saturation",
-        f"saturation x{factor:g}",
-        "tone",
-        _on_rgb(lambda rgb: ImageEnhance.Color(rgb).enhance(factor)),
-    )
+    return _enhance("saturation", ImageEnhance.Color, factor)
 
 
 def posterize() -> Op:
