@@ -72,6 +72,7 @@ def test_images_response_shape_and_bytes_round_trip() -> None:
         model="local/pillow",
         provider="local",
         background="opaque",
+        quality="medium",
         usage=Usage(
             input_tokens=5,
             output_tokens=7,
@@ -86,7 +87,8 @@ def test_images_response_shape_and_bytes_round_trip() -> None:
     assert base64.b64decode(body["data"][0]["b64_json"]) == raw
     assert body["data"][0]["revised_prompt"] == "invert"
     assert body["size"] == "10x20" and body["output_format"] == "png"
-    assert body["quality"] == "high" and body["background"] == "opaque"
+    # The quality the provider reports, not the one asked for.
+    assert body["quality"] == "medium" and body["background"] == "opaque"
     assert body["usage"] == {
         "input_tokens": 5,
         "output_tokens": 7,
@@ -100,9 +102,10 @@ def test_images_response_shape_and_bytes_round_trip() -> None:
 def test_provider_base64_is_passed_through_untouched() -> None:
     b64 = base64.b64encode(imaging.png()).decode()
     result = EditResult(images=[ResultImage("png", 64, 48, b64=b64)], model="m", provider="p")
-    body = orjson.loads(images_response(result, _request(), 1))
-    assert body["data"][0]["b64_json"] is b64 or body["data"][0]["b64_json"] == b64
-    assert "quality" not in body  # not known, not invented
+    body = orjson.loads(images_response(result, _request(quality="high"), 1))
+    assert body["data"][0]["b64_json"] == b64
+    assert result.images[0].data is None  # never decoded and re-encoded on the way through
+    assert "quality" not in body  # asked for, but the provider did not say: not invented
 
 
 def test_url_response_is_a_data_uri() -> None:

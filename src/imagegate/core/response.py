@@ -52,13 +52,6 @@ def _image_entry(image: ResultImage, response_format: str) -> dict[str, Any]:
     return entry
 
 
-def quality_of(result: EditResult, request: EditRequest) -> str | None:
-    if result.quality:
-        return result.quality
-    asked = request.output.quality
-    return asked if asked and asked != "auto" else None
-
-
 def images_response(result: EditResult, request: EditRequest, created: int) -> bytes:
     body: dict[str, Any] = {
         "created": created,
@@ -72,9 +65,8 @@ def images_response(result: EditResult, request: EditRequest, created: int) -> b
             body["size"] = sizes.pop()
         if len(formats) == 1:
             body["output_format"] = formats.pop()
-    quality = quality_of(result, request)
-    if quality:
-        body["quality"] = quality
+    if result.quality:  # only what the provider says it applied, never the request echoed
+        body["quality"] = result.quality
     if result.background:
         body["background"] = result.background
     body["usage"] = usage_dict(result.usage, result.cost_usd)
@@ -109,7 +101,7 @@ def partial_event(image: ResultImage, index: int, request: EditRequest, created:
 
 
 def completed_events(result: EditResult, request: EditRequest, created: int) -> list[bytes]:
-    quality = quality_of(result, request)
+    quality = result.quality
     usage = usage_dict(result.usage, result.cost_usd, require_tokens=True)
     return [
         sse(
