@@ -177,6 +177,9 @@ def test_default_model_fills_a_missing_model() -> None:
         ({"quality": "ultra"}, "quality", "one of"),
         ({"seed": "-1"}, "seed", "at least 0"),
         ({"width": "1e3"}, "width", "integer"),
+        ({"aspect_ratio": "0:5"}, "aspect_ratio", "above 0"),
+        ({"aspect_ratio": "16:0"}, "aspect_ratio", "above 0"),
+        ({"size": "x" * 5000}, "size", "..."),  # the echo of a bad value is cut short
     ],
 )
 def test_bad_text_fields_name_the_field(fields: dict, param: str, needle: str) -> None:
@@ -188,6 +191,7 @@ def test_bad_text_fields_name_the_field(fields: dict, param: str, needle: str) -
     assert isinstance(err, InvalidRequest) and err.status == 400
     assert err.param == param
     assert needle in err.message
+    assert len(err.message) < 300
 
 
 def test_output_format_jpg_is_understood() -> None:
@@ -227,6 +231,17 @@ def test_an_image_over_the_byte_limit_is_refused_while_streaming() -> None:
     err = refused(ctype, body, limits=WireLimits(max_image_bytes=300))
     assert isinstance(err, PayloadTooLarge) and err.param == "image[0]"
     assert "300 bytes" in err.message
+
+
+def test_a_mask_over_the_byte_limit_is_named_as_the_mask() -> None:
+    small = imaging.png(8, 8)
+    big_mask = imaging.encode(imaging.Image.effect_noise((64, 64), 80).convert("RGBA"), "PNG")
+    ctype, body = _multipart(
+        {"model": "m/x", "prompt": "p"},
+        [("image", ("a.png", small, "image/png")), ("mask", ("m.png", big_mask, "image/png"))],
+    )
+    err = refused(ctype, body, limits=WireLimits(max_image_bytes=len(small) + 10))
+    assert isinstance(err, PayloadTooLarge) and err.param == "mask"
 
 
 def test_body_over_the_request_limit() -> None:

@@ -11,3 +11,8 @@ def human_bytes(count: int) -> str:
             text = f"{value:.0f}" if value >= 10 or value.is_integer() else f"{value:.1f}"
             return f"{text} {unit}"
     return f"{count} bytes"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` quoted, cut to ``limit`` characters: user input echoed in a message stays short."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import httpx
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.core.units import shorten
 from imagegate.wire.limits import ByteBudget
 from imagegate.wire.netguard import IPAddress, IPNetwork, refusal_reason
 
@@ -114,13 +115,13 @@ class ImageFetcher:
                 addresses = await self._resolve(host, port)
             except OSError:
                 raise InvalidRequest(
-                    f"{param}: the host {host!r} does not resolve.",
+                    f"{param}: the host {shorten(host)} does not resolve.",
                     param=param,
                     code="image_url_failed",
                 ) from None
             if not addresses:
                 raise InvalidRequest(
-                    f"{param}: the host {host!r} does not resolve.",
+                    f"{param}: the host {shorten(host)} does not resolve.",
                     param=param,
                     code="image_url_failed",
                 )

@@ -98,7 +98,7 @@ def coerce(spec: FieldSpec, raw: object, *, from_json: bool) -> object:
         value = _ENUM_ALIASES.get(name, {}).get(value, value)
         if value not in spec.choices:
             raise InvalidRequest(
-                f"{name} must be one of {', '.join(spec.choices)}; got {raw!r}.", param=name
+                f"{name} must be one of {', '.join(spec.choices)}; got {_show(raw)}.", param=name
             )
         return value
     if spec.kind == "size":
@@ -106,22 +106,27 @@ def coerce(spec: FieldSpec, raw: object, *, from_json: bool) -> object:
         if value == "auto" or _SIZE_RE.match(value):
             return value
         raise InvalidRequest(
-            f"size must be 'auto' or WIDTHxHEIGHT in pixels, such as '1024x1024'; got {raw!r}.",
+            f"size must be 'auto' or WIDTHxHEIGHT in pixels, such as '1024x1024'; got "
+            f"{_show(raw)}.",
             param=name,
         )
     if spec.kind == "ratio":
         value = raw.strip().lower()
-        if value in ("auto", "match_input_image") or _RATIO_RE.match(value):
+        if value in ("auto", "match_input_image"):
+            return value
+        if _RATIO_RE.match(value) and all(float(side) > 0 for side in value.split(":")):
             return value
         raise InvalidRequest(
-            f"aspect_ratio must be W:H, such as '16:9', or 'auto'; got {raw!r}.", param=name
+            f"aspect_ratio must be W:H with both sides above 0, such as '16:9', or 'auto'; got "
+            f"{_show(raw)}.",
+            param=name,
         )
     if spec.kind == "tier":
         value = raw.strip()
         if _TIER_RE.match(value):
             return value.upper()
         raise InvalidRequest(
-            f"resolution must be a tier such as '1K', '2K' or '4K'; got {raw!r}.", param=name
+            f"resolution must be a tier such as '1K', '2K' or '4K'; got {_show(raw)}.", param=name
         )
     return raw
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.core.units import shorten
 from imagegate.wire.limits import WireLimits
 
 _REF_KEYS = frozenset({"image_url", "file_id"})
@@ -101,8 +102,8 @@ def _parse_ref(item: object, where: str) -> ImageRef:
     unknown = sorted(set(item) - _REF_KEYS)
     if unknown:
         raise InvalidRequest(
-            f"{where} has the unknown key {unknown[0]!r}; an image reference has exactly one "
-            "of image_url or file_id.",
+            f"{where} has the unknown key {shorten(unknown[0])}; an image reference has exactly "
+            "one of image_url or file_id.",
             param=where,
             code="unknown_parameter",
         )

@@ -16,7 +16,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
-from imagegate.core.units import human_bytes
+from imagegate.core.units import human_bytes, shorten
 from imagegate.wire.limits import WireLimits
 
 _IMAGE_NAME = re.compile(r"^image(\[\d*\])?$")
@@ -124,17 +124,18 @@ class _Reader:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._kind == "ignored_file":
             return
-        self._data += data[start:end]
+        self._data += memoryview(data)[start:end]  # one copy, into the part's buffer
         size = len(self._data)
         if self._kind == "field":
             if size > self.limits.max_field_bytes:
                 raise PayloadTooLarge(
-                    f"The field {self._name!r} is over {self.limits.max_field_bytes:,} bytes.",
+                    f"The field {shorten(self._name)} is over "
+                    f"{self.limits.max_field_bytes:,} bytes.",
                     param=self._name,
                     code="field_too_large",
                 )
         elif size > self.limits.max_image_bytes:
-            param = self._current_image_param()
+            param = "mask" if self._kind == "mask" else self._current_image_param()
             raise PayloadTooLarge(
                 f"{param} is over the limit of {self.limits.max_image_bytes:,} bytes per image "
                 f"({human_bytes(self.limits.max_image_bytes)}).",
@@ -166,7 +167,9 @@ class _Reader:
             value = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidRequest(
-                f"The field {name!r} is not valid UTF-8 text.", param=name, code="invalid_encoding"
+                f"The field {shorten(name)} is not valid UTF-8 text.",
+                param=name,
+                code="invalid_encoding",
             ) from None
         fields = self.form.fields
         if name in fields:
@@ -178,7 +181,7 @@ class _Reader:
                     fields[name] = [existing, value]
                 return
             raise InvalidRequest(
-                f"The field {name!r} was sent twice; send it once.",
+                f"The field {shorten(name)} was sent twice; send it once.",
                 param=name,
                 code="duplicate_field",
             )
