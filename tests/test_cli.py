@@ -100,6 +100,11 @@ def test_missing_or_invalid_config_file(tmp_path: Path) -> None:
 def test_invalid_setting_from_env(tmp_path: Path) -> None:
     done = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGES": "zero"}, cwd=tmp_path)
     assert done.returncode == 2 and "max_images" in done.stderr
+    done = run_cli(
+        "check-config", env={"IMAGEGATE_FETCH_ALLOW_NETWORKS": "10.0.0.0/8, intranet"}, cwd=tmp_path
+    )
+    assert done.returncode == 2 and "'intranet' is not an IP network" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:

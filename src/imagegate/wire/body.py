@@ -49,7 +49,7 @@ async def read_edit_request(
         mask = None
         if form.mask is not None:
             mask = check_image(form.mask.data, "mask", form.mask.filename, limits)
-        return _finish(fields, images, mask, limits)
+        return _finish(fields, images, mask)
     if media_type == "application/json" or media_type.endswith("+json"):
         if content_length is not None and content_length > limits.max_json_bytes:
             raise _body_too_large(limits.max_json_bytes)
@@ -60,7 +60,7 @@ async def read_edit_request(
         refs = [*parsed.images, *([parsed.mask] if parsed.mask else [])]
         loaded = await _load_all(refs, limits, fetcher)
         mask = loaded.pop() if parsed.mask else None
-        return _finish(fields, loaded, mask, limits)
+        return _finish(fields, loaded, mask)
     shown = media_type or "no Content-Type"
     raise UnsupportedMediaType(
         f"POST /v1/images/edits takes multipart/form-data or application/json, not {shown}.",
@@ -68,12 +68,9 @@ async def read_edit_request(
     )
 
 
-def _finish(
-    fields: Fields, images: list[ImageInput], mask: ImageInput | None, limits: WireLimits
-) -> EditRequest:
-    total = sum(len(image.data) for image in images) + (len(mask.data) if mask else 0)
-    if total > limits.max_request_bytes:
-        raise _body_too_large(limits.max_request_bytes)
+def _finish(fields: Fields, images: list[ImageInput], mask: ImageInput | None) -> EditRequest:
+    # The total was enforced while reading: by the body's byte count for multipart, by the
+    # shared ByteBudget for JSON references.
     request = assemble_request(fields, images, mask)
     if mask is not None:
         check_mask(mask, request.images[0])
