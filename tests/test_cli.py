@@ -174,3 +174,17 @@ def test_default_model_setting_serves_sdk_calls_without_a_model(tmp_path: Path) 
             timeout=30,
         )
     assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+
+
+def test_several_workers_serve_with_the_config_file(tmp_path: Path) -> None:
+    config = {"aliases": {"house": "local/pillow"}}
+    with Gateway(tmp_path, config=config, args=("--workers", "2")) as gateway:
+        for _ in range(4):
+            response = httpx.post(
+                gateway.base_url + "/v1/images/edits",
+                data={"model": "house", "prompt": "invert"},
+                files={"image": ("a.png", imaging.png(), "image/png")},
+                timeout=30,
+            )
+            assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+    assert gateway.logs().count("Started server process") >= 2
