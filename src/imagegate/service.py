@@ -110,11 +110,14 @@ class EditService:
         """Honour output_format/compression where the provider did not, then price the edit."""
         output = job.request.output
         wanted = output.output_format
+        converted: dict[int, ResultImage] = {}  # a provider may hand the same image n times
         for index, image in enumerate(result.images):
             if wanted is not None and image.format != wanted:
-                result.images[index], result.background = await asyncio.to_thread(
-                    _convert, image, job
-                )
+                if id(image) not in converted:
+                    converted[id(image)], result.background = await asyncio.to_thread(
+                        _convert, image, job
+                    )
+                result.images[index] = converted[id(image)]
         tier = _tier(job)
         result.cost_usd = compute_cost(
             job.card.pricing,

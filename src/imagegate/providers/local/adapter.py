@@ -44,17 +44,16 @@ class LocalProvider:
                 ResultImage(rendered.format, rendered.width, rendered.height, data=preview), index
             )
         revised = "; ".join(rendered.labels)
-        # The engine is deterministic, so n copies are the same image, encoded once.
-        images = [
-            ResultImage(
-                rendered.format,
-                rendered.width,
-                rendered.height,
-                data=rendered.data,
-                revised_prompt=revised,
-            )
-            for _ in range(job.request.n)
-        ]
+        # The engine is deterministic, so n copies are one image: encoded, and later turned
+        # into base64, once.
+        image = ResultImage(
+            rendered.format,
+            rendered.width,
+            rendered.height,
+            data=rendered.data,
+            revised_prompt=revised,
+        )
+        images = [image] * job.request.n
         return EditResult(
             images=images,
             model=job.card.id,
