@@ -48,6 +48,7 @@ class Scripted:
     delay: float = 0.0
     crash: bool = False
     usage: Usage | None = None
+    shared: bool = False  # hand back one image object n times, as a deterministic engine does
 
     def check(self, job: EditJob) -> None:
         return None
@@ -59,7 +60,10 @@ class Scripted:
         transparent = Image.new("RGBA", (20, 10), (10, 200, 10, 0))
         out = io.BytesIO()
         transparent.save(out, format="PNG")
-        images = [ResultImage("png", 20, 10, data=out.getvalue()) for _ in range(job.request.n)]
+        if self.shared:
+            images = [ResultImage("png", 20, 10, data=out.getvalue())] * job.request.n
+        else:
+            images = [ResultImage("png", 20, 10, data=out.getvalue()) for _ in range(job.request.n)]
         return EditResult(
             images=images,
             model=job.card.id,
@@ -103,6 +107,15 @@ def test_output_format_is_honoured_when_the_provider_did_not() -> None:
     assert result.images[0].format == "webp"
     assert imaging.decode(result.images[0].raw()).format == "WEBP"
     assert result.background == "transparent"
+
+
+def test_one_image_handed_back_n_times_is_converted_once() -> None:
+    shared = run(service(Scripted(shared=True)), request(n=3, output_format="webp"))
+    assert shared.images[0] is shared.images[1] is shared.images[2]
+    assert shared.images[0].format == "webp"
+    separate = run(service(Scripted()), request(n=3, output_format="webp"))
+    assert separate.images[0] is not separate.images[1]
+    assert all(image.format == "webp" for image in separate.images)
 
 
 def test_jpeg_conversion_flattens_and_says_opaque() -> None:
