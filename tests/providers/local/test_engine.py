@@ -770,6 +770,31 @@ def test_provider_check_refuses_an_unreadable_prompt() -> None:
     assert "local/pillow" in caught.value.message
 
 
+def _header_only_png(width: int, height: int) -> bytes:
+    """A PNG header claiming a size, with no pixel data behind it."""
+    import struct
+    import zlib
+
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    )
+
+
+def test_provider_check_caps_the_pixels_it_would_decode_at_once() -> None:
+    provider = LocalProvider()
+    # Each 5000x5000 is under the gateway's per-image limit; two are over the engine's total.
+    provider.check(make_job([_header_only_png(5000, 5000)], "invert"))
+    with pytest.raises(InvalidRequest) as caught:
+        provider.check(make_job([_header_only_png(5000, 5000)] * 2, "invert"))
+    assert caught.value.code == "image_too_large"
+    assert "48,000,000 pixels across all its images" in caught.value.message
+    assert "50,000,000" in caught.value.message
+
+
 def test_provider_edit_raises_the_engines_errors() -> None:
     job = make_job(imaging.png()[:33] + b"garbage" * 9, "invert")
     with pytest.raises(InvalidRequest) as caught:

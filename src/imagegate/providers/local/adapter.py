@@ -9,7 +9,7 @@ from pathlib import Path
 
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.providers.base import Deployment, EditJob, EventSink
-from imagegate.providers.local.engine import render
+from imagegate.providers.local.engine import check_input_pixels, render
 from imagegate.providers.local.prompt import parse_prompt
 
 
@@ -35,6 +35,7 @@ class LocalProvider:
 
     def check(self, job: EditJob) -> None:
         parse_prompt(job.request.prompt, model=job.card.id)  # a prompt it cannot read is a 400
+        check_input_pixels(job.request.images, job.card.id)
 
     async def edit(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult:
         async with self._slots:

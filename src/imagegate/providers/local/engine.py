@@ -26,6 +26,19 @@ from imagegate.providers.local import ops
 from imagegate.providers.local.prompt import Layout, parse_prompt
 
 MAX_OUTPUT_PIXELS = ops.MAX_CANVAS_PIXELS
+# Every reference is decoded to RGBA (4 bytes a pixel) at once: this caps one edit's memory.
+MAX_INPUT_PIXELS = 48_000_000
+
+
+def check_input_pixels(images: tuple[ImageInput, ...], model: str) -> None:
+    total = sum(image.width * image.height for image in images)
+    if total > MAX_INPUT_PIXELS:
+        raise InvalidRequest(
+            f"{model} takes at most {MAX_INPUT_PIXELS:,} pixels across all its images; these "
+            f"add up to {total:,}. Send fewer or smaller images.",
+            param="image",
+            code="image_too_large",
+        )
 
 
 @dataclass(frozen=True, slots=True)
