@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from imagegate.core.images import EXTENSIONS, ImageFormat, ImageInfo
 
@@ -20,6 +21,14 @@ class ImageInput:
     info: ImageInfo
     param: str  # where it came from, e.g. "image[1]" or "images[0].image_url"
     filename: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data)
+
+    def open(self) -> BinaryIO:
+        """A fresh reader over the bytes, for decoders and uploads; never a copy of them."""
+        return io.BytesIO(self.data)
 
     @property
     def format(self) -> ImageFormat:
@@ -97,5 +106,5 @@ class EditRequest:
 
     @property
     def image_bytes(self) -> int:
-        total = sum(len(image.data) for image in self.images)
-        return total + (len(self.mask.data) if self.mask else 0)
+        total = sum(image.nbytes for image in self.images)
+        return total + (self.mask.nbytes if self.mask else 0)

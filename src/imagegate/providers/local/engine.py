@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 
@@ -55,7 +54,7 @@ class Rendered:
 def decode(image: ImageInput) -> Image.Image:
     """Decode to RGBA; a file whose header looked fine but whose body is broken is a 400."""
     try:
-        with Image.open(io.BytesIO(image.data)) as opened:
+        with Image.open(image.open()) as opened:
             opened.load()
             return opened.convert("RGBA")
     except Image.DecompressionBombError:
