@@ -199,3 +199,34 @@ def test_a_data_url_in_another_field_is_refused(gateway: Gateway) -> None:
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "prompt" and "data URL" in error["message"]
+
+
+def test_an_edit_whose_client_has_gone_stops(gateway: Gateway) -> None:
+    """A plain (non-stream) edit is cancelled when its client disconnects, instead of
+    rendering for nobody: its log line is a 499 that ends long before the render would."""
+    source = noise_png(2400, 2400)
+    form = {"model": "local/pillow", "prompt": "blur radius 30, sharpen, emboss, find edges"}
+    full = _edit(gateway, "req_full_render", data=form, files={"image": ("a.png", source)})
+    assert full.status_code == 200, full.text
+    full_ms = _log_line(gateway, "req_full_render")["latency_ms"]
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            gateway.base_url + "/v1/images/edits",
+            headers={"x-request-id": "req_gone"},
+            data=form,
+            files={"image": ("a.png", source)},
+            timeout=httpx.Timeout(60, read=0.3),  # then the client closes the connection
+        )
+    gone = _log_line(gateway, "req_gone", timeout=30)
+    assert gone["status"] == 499
+    assert gone["latency_ms"] < full_ms * 0.75, (gone["latency_ms"], full_ms)
+
+
+def _log_line(gateway: Gateway, request_id: str, timeout: float = 5.0) -> dict:
+    lines = gateway.log_lines(
+        lambda line: line.get("request_id") == request_id and line.get("msg") == "request",
+        timeout=timeout,
+    )
+    assert lines, f"no log line for {request_id}"
+    return lines[0]

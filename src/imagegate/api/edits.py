@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from imagegate.api.bodies import json_response
 from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
+from imagegate.api.disconnect import unless_disconnected
 from imagegate.api.errors import JsonBytes
 from imagegate.api.middleware import request_lease, request_log
 from imagegate.api.openapi import EDIT_REQUEST_BODY
@@ -65,7 +66,7 @@ async def create_image_edit(
 
     if edit.stream:
         return stream_response(service, job, created, settings.stream_keepalive_seconds, record)
-    result = await service.run(job, DiscardEvents())
+    result = await unless_disconnected(request.receive, service.run(job, DiscardEvents()))
     record(result)
     return json_response(
         images_body(result, edit, created), headers={"x-imagegate-provider": result.provider}
