@@ -131,10 +131,12 @@ def test_settings_priority_env_over_file(tmp_path: Path) -> None:
 
 def test_env_example_lists_every_setting() -> None:
     example = (Path(__file__).parent.parent / ".env.example").read_text()
-    for name in Settings.model_fields:
-        if name in ("models", "aliases"):
+    for name, field in Settings.model_fields.items():
+        if name in ("models", "aliases", "azure_deployments"):
             continue  # config file only
-        assert f"IMAGEGATE_{name.upper()}" in example, name
+        alias = field.validation_alias
+        env = alias.choices[0] if alias is not None else f"IMAGEGATE_{name.upper()}"  # type: ignore[union-attr]
+        assert f"\n{env}=" in example, env
 
 
 def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
