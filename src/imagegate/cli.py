@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="load the settings and catalog, then exit")
     check.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+
+    fake = sub.add_parser(
+        "fake-upstream",
+        help="serve a strict fake of a provider's API on loopback, for offline work",
+    )
+    fake.add_argument("provider", help="openai, azure, gemini, stability or xai")
+    fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
+    fake.add_argument("--key", default="fake-key", help="the API key the fake accepts")
     return parser
 
 
@@ -75,6 +83,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "fake-upstream":
+        return _fake_upstream(args.provider, args.port, args.key)
     try:
         settings = _settings(args)
         if args.command == "serve":
@@ -90,6 +100,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = ".".join(str(part) for part in err["loc"])
         print(f"imagegate: invalid setting {where}: {err['msg']}", file=sys.stderr)
         return 2
+
+
+def _fake_upstream(provider: str, port: int, key: str) -> int:
+    import time
+
+    from imagegate.testing.fakes import FAKES
+    from imagegate.testing.serve import ServedApp
+
+    if provider not in FAKES:
+        known = ", ".join(sorted(FAKES)) or "none"
+        print(f"imagegate: no fake for {provider!r} (known: {known})", file=sys.stderr)
+        return 2
+    with ServedApp(FAKES[provider](key).app, port=port) as served:
+        print(f"fake {provider} on {served.base_url} (key {key!r}); Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass, field
 
-from imagegate.core.images import ImageFormat
+from imagegate.core.errors import GatewayError
+from imagegate.core.images import ImageFormat, probe
+
+_PROBE_CHARS = 64 * 1024  # base64 characters decoded to read an image's header
 
 
 @dataclass(slots=True)
@@ -38,6 +42,38 @@ class ResultImage:
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
+
+    @classmethod
+    def from_base64(cls, b64: str, *, revised_prompt: str | None = None) -> ResultImage:
+        """A provider's base64 image, kept as it came: only its header is decoded, to learn the
+        format and size. Raises ``ValueError`` when it is not base64 of a PNG, JPEG or WEBP."""
+        text = b64.strip()
+        head = text[:_PROBE_CHARS]
+        head = head[: len(head) - len(head) % 4]
+        try:
+            data = base64.b64decode(head.replace("-", "+").replace("_", "/"))
+            info = probe(data, param="result")
+        except (binascii.Error, ValueError, GatewayError):
+            try:  # a header past the first 48 KB (large EXIF), or URL-safe with no padding
+                data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+                info = probe(data, param="result")
+            except (binascii.Error, ValueError, GatewayError) as exc:
+                raise ValueError(f"not a base64 image: {exc}") from None
+            return cls(
+                info.format, info.width, info.height, data=data, revised_prompt=revised_prompt
+            )
+        if "-" in text or "_" in text:  # pass base64 on in the standard alphabet only
+            text = text.replace("-", "+").replace("_", "/")
+        return cls(info.format, info.width, info.height, b64=text, revised_prompt=revised_prompt)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, revised_prompt: str | None = None) -> ResultImage:
+        """Raw image bytes (a download, a raw answer). Raises ``ValueError`` if not an image."""
+        try:
+            info = probe(data, param="result")
+        except GatewayError as exc:
+            raise ValueError(f"not an image: {exc.message}") from None
+        return cls(info.format, info.width, info.height, data=data, revised_prompt=revised_prompt)
 
 
 @dataclass(slots=True)

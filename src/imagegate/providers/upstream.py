@@ -23,6 +23,8 @@ key, whether in a header, a URL or an echoed request, reaches a client or a log 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -211,6 +213,34 @@ class Upstream:
         return UpstreamError(
             f"{name} failed (HTTP {status}): {message}", code="upstream_error", origin="provider"
         )
+
+    async def download(self, deployment: Deployment, url: str, *, max_bytes: int) -> bytes:
+        """An image the provider answered with as a URL, fetched before the gateway answers
+        (provider URLs expire within minutes to hours; clients get bytes, not a dead link)."""
+        if url.startswith("data:"):
+            _, _, payload = url.partition(",")
+            try:
+                return base64.b64decode(payload, validate=False)
+            except (binascii.Error, ValueError):
+                raise self.malformed("a data URI that is not base64") from None
+        if not url.startswith(("https://", "http://")):
+            raise self.malformed("an image URL that is not http(s)")
+        received = bytearray()
+        try:
+            async with deployment.http().stream("GET", url) as response:
+                if not response.is_success:
+                    raise UpstreamError(
+                        f"{self.provider}'s result URL answered HTTP {response.status_code}.",
+                        code="upstream_result_unavailable",
+                        origin="provider",
+                    )
+                async for chunk in response.aiter_bytes():
+                    received += chunk
+                    if len(received) > max_bytes:
+                        raise self.malformed(f"a result image over {max_bytes:,} bytes")
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, deployment) from None
+        return bytes(received)
 
     def malformed(self, what: str) -> UpstreamError:
         """A success answer that is not what the provider's API promises."""

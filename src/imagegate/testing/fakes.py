@@ -1,0 +1,9 @@
+"""Every strict fake upstream, by provider name (what ``imagegate fake-upstream NAME`` serves)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from imagegate.testing.fake import FakeUpstream
+
+FAKES: dict[str, Callable[[str], FakeUpstream]] = {}

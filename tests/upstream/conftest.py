@@ -1,0 +1,91 @@
+"""One set of strict fake upstreams and one gateway pointed at them, for the whole session.
+
+Every fake in ``imagegate.testing.fakes.FAKES`` is served on its own loopback port; the gateway
+gets each provider's key and base URL as a user would set them (``OPENAI_API_KEY``,
+``OPENAI_BASE_URL`` ...), plus an Azure deployment in its config file. Tests reach a fake's
+record and faults directly (``fakes["openai"].calls``), since it runs in this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from openai import OpenAI
+
+from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.fakes import FAKES
+from imagegate.testing.serve import ServedApp
+from tests.server import Gateway
+
+KEYS = {
+    "openai": "sk-fake-openai-0123456789abcdef",
+    "azure": "azure-fake-key-0123456789abcdef",
+    "gemini": "AIzaFakeGeminiKey0123456789abcdef",
+    "stability": "sk-fake-stability-0123456789abcdef",
+    "xai": "xai-fake-key-0123456789abcdef",
+}
+AZURE_DEPLOYMENT = {
+    "id": "azure/team-image",
+    "deployment": "gpt-image-1-prod",
+    "upstream_model": "gpt-image-1",
+}
+READ_TIMEOUT_SECONDS = 3  # the fakes' "timeout" fault waits longer than this
+
+
+@dataclass
+class RunningFake:
+    fake: FakeUpstream
+    served: ServedApp
+
+    @property
+    def base_url(self) -> str:
+        return self.served.base_url
+
+    def reset(self) -> None:
+        self.fake.calls.clear()
+        self.fake.faults.clear()
+
+
+def _provider_env(name: str, base_url: str) -> dict[str, str]:
+    key = KEYS[name]
+    return {
+        "openai": {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": base_url + "/v1"},
+        "azure": {"AZURE_OPENAI_API_KEY": key, "AZURE_OPENAI_ENDPOINT": base_url},
+        "gemini": {"GEMINI_API_KEY": key, "GEMINI_BASE_URL": base_url},
+        "stability": {"STABILITY_API_KEY": key, "STABILITY_BASE_URL": base_url},
+        "xai": {"XAI_API_KEY": key, "XAI_BASE_URL": base_url + "/v1"},
+    }[name]
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Iterator[dict[str, RunningFake]]:
+    running: dict[str, RunningFake] = {}
+    try:
+        for name, make in FAKES.items():
+            fake = make(KEYS[name])
+            running[name] = RunningFake(fake, ServedApp(fake.app).start())
+        yield running
+    finally:
+        for item in running.values():
+            item.served.stop()
+
+
+@pytest.fixture(scope="session")
+def upstream_gateway(
+    tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, RunningFake]
+) -> Iterator[Gateway]:
+    env = {"IMAGEGATE_UPSTREAM_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)}
+    config: dict[str, object] = {}
+    for name, item in fakes.items():
+        env.update(_provider_env(name, item.base_url))
+    if "azure" in fakes:
+        config["azure_deployments"] = [AZURE_DEPLOYMENT]
+    with Gateway(tmp_path_factory.mktemp("upstream"), env=env, config=config) as running:
+        yield running
+
+
+@pytest.fixture()
+def upstream_client(upstream_gateway: Gateway) -> OpenAI:
+    return OpenAI(base_url=upstream_gateway.base_url + "/v1", api_key="unused", max_retries=0)
