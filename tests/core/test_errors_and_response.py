@@ -114,13 +114,23 @@ def test_url_response_is_a_data_uri() -> None:
     assert body["data"][0] == {"url": "data:image/webp;base64,UklGRg=="}
 
 
-def test_usage_without_tokens_has_only_cost() -> None:
-    assert usage_dict(Usage(), 0.0) == {"cost": {"total_cost": 0.0, "currency": "USD"}}
-    streamed = usage_dict(Usage(), 0.0, require_tokens=True)
-    assert streamed["total_tokens"] == 0 and streamed["input_tokens_details"] == {
-        "text_tokens": 0,
-        "image_tokens": 0,
+def test_usage_without_tokens_has_zero_token_fields_and_the_cost() -> None:
+    # OpenAI's usage schema makes these required: a strict client refuses a usage without them.
+    assert usage_dict(Usage(), 0.5) == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+        "cost": {"total_cost": 0.5, "currency": "USD"},
     }
+
+
+def test_usage_with_input_tokens_only_fills_the_rest_with_zeros() -> None:
+    usage = usage_dict(Usage(input_tokens=40, input_image_tokens=30), 0.0)
+    assert usage["input_tokens"] == 40 and usage["output_tokens"] == 0
+    assert usage["total_tokens"] == 40
+    assert usage["input_tokens_details"] == {"text_tokens": 0, "image_tokens": 30}
+    assert "output_tokens_details" not in usage  # not reported, and optional in the schema
 
 
 def _sse(frame: bytes) -> tuple[str, dict]:
