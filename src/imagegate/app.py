@@ -14,8 +14,8 @@ from imagegate import __version__
 from imagegate.api import edits, health, models
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
-from imagegate.catalog.catalog import Catalog, load_shipped_entries
-from imagegate.config import Settings
+from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
+from imagegate.config import Settings, did_you_mean
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.local.adapter import LocalProvider
 from imagegate.providers.local.card import LOCAL_CARDS
@@ -27,7 +27,29 @@ from imagegate.wire.netguard import parse_networks
 
 def build_catalog(settings: Settings) -> Catalog:
     shipped = [*LOCAL_CARDS, *load_shipped_entries()]
-    return Catalog.build(settings.models, settings.aliases, shipped=shipped)
+    catalog = Catalog.build(settings.models, settings.aliases, shipped=shipped)
+    _check_default_model(settings, catalog)
+    return catalog
+
+
+def _check_default_model(settings: Settings, catalog: Catalog) -> None:
+    """A default model must be one this gateway serves, or every request without one fails."""
+    name = settings.default_model
+    if name is None:
+        return
+    card = catalog.find(name)
+    if card is None:
+        served = [card.id for card in catalog.cards()]
+        names = served + [alias for model in served for alias in catalog.aliases_of(model)]
+        raise CatalogError(
+            f"default_model {name!r} is not in the catalog{did_you_mean(name, names)}; "
+            "`imagegate models` lists the models this configuration serves"
+        )
+    if card.provider not in enabled_providers(settings):
+        raise CatalogError(
+            f"default_model {name!r} is {card.id}, whose provider {card.provider!r} is not "
+            "enabled on this gateway"
+        )
 
 
 def enabled_providers(settings: Settings) -> set[str]:
