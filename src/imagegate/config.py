@@ -205,6 +205,7 @@ def unknown_env_names(
     IMAGEGATE_SERVICE_HOST for a service named imagegate), so it is not ours to refuse.
     """
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    known |= {"IMAGEGATE_IMAGE", "IMAGEGATE_HTTP_PORT"}  # docker/compose.yaml's own variables
     sources: list[tuple[str, Iterable[str]]] = [
         ("the environment", (os.environ if environ is None else environ).keys())
     ]
