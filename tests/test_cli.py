@@ -17,6 +17,8 @@ from imagegate.cli import bind_verdict, is_loopback
 from imagegate.config import Settings
 from tests import imaging
 from tests.server import Gateway, free_port
+from tests.support import schema
+from tests.support.requests import post_edit
 
 
 def run_cli(
@@ -204,11 +206,8 @@ def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
     outcome: dict[str, httpx.Response] = {}
 
     def slow_edit() -> None:
-        outcome["response"] = httpx.post(
-            gateway.base_url + "/v1/images/edits",
-            data={"model": "local/pillow", "prompt": "blur radius 40, then sharpen"},
-            files={"image": ("a.png", big, "image/png")},
-            timeout=60,
+        outcome["response"] = post_edit(
+            gateway.base_url, big, prompt="blur radius 40, then sharpen", timeout=60
         )
 
     worker = threading.Thread(target=slow_edit)
@@ -219,33 +218,23 @@ def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
     # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
     assert code in (0, -signal.SIGTERM)
     assert outcome["response"].status_code == 200
-    assert imaging.decode_b64(outcome["response"].json()["data"][0]["b64_json"]).size == (
-        3000,
-        2000,
-    )
+    body = schema.assert_images_response(outcome["response"].content)
+    assert imaging.decode_b64(body["data"][0]["b64_json"]).size == (3000, 2000)
     assert "Application shutdown complete" in gateway.logs()
 
 
 def test_default_model_setting_serves_sdk_calls_without_a_model(tmp_path: Path) -> None:
     with Gateway(tmp_path, env={"IMAGEGATE_DEFAULT_MODEL": "local/pillow"}) as gateway:
-        response = httpx.post(
-            gateway.base_url + "/v1/images/edits",
-            data={"prompt": "invert"},
-            files={"image": ("a.png", imaging.png(), "image/png")},
-            timeout=30,
-        )
-    assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+        response = post_edit(gateway.base_url, imaging.png(), prompt="invert", model=None)
+    assert response.status_code == 200
+    assert schema.assert_images_response(response.content)["model"] == "local/pillow"
 
 
 def test_several_workers_serve_with_the_config_file(tmp_path: Path) -> None:
     config = {"aliases": {"house": "local/pillow"}}
     with Gateway(tmp_path, config=config, args=("--workers", "2")) as gateway:
         for _ in range(4):
-            response = httpx.post(
-                gateway.base_url + "/v1/images/edits",
-                data={"model": "house", "prompt": "invert"},
-                files={"image": ("a.png", imaging.png(), "image/png")},
-                timeout=30,
-            )
-            assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+            response = post_edit(gateway.base_url, imaging.png(), prompt="invert", model="house")
+            assert response.status_code == 200
+            assert schema.assert_images_response(response.content)["model"] == "local/pillow"
     assert gateway.logs().count("Started server process") >= 2
