@@ -235,6 +235,29 @@ def test_health_needs_no_key_but_v1_does(team_gateway: Gateway) -> None:
     assert err["code"] == "invalid_api_key"
 
 
+def test_the_key_comes_before_not_found_under_v1(team_gateway: Gateway) -> None:
+    base = team_gateway.base_url
+    wrong = {"authorization": "Bearer not-the-key"}
+    right = {"authorization": f"Bearer {MASTER_KEY}"}
+    for method, path in [
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/images/generations"),
+        ("GET", "/v1/images/edits"),  # a known path, the wrong method
+        ("GET", "/v1"),
+    ]:
+        missing = error_of(httpx.request(method, base + path), 401)
+        assert missing["code"] == "missing_api_key", (method, path)
+        assert error_of(httpx.request(method, base + path, headers=wrong), 401)["code"] == (
+            "invalid_api_key"
+        )
+    # With the key, the path's own answer.
+    assert "/v1/nothing" in error_of(httpx.get(base + "/v1/nothing", headers=right), 404)["message"]
+    error_of(httpx.get(base + "/v1/images/edits", headers=right), 405)
+    # Outside /v1 there is nothing to protect: an unknown path is a 404 with or without a key.
+    assert error_of(httpx.get(base + "/nothing"), 404)["code"] == "unknown_url"
+    assert httpx.get(base + "/readyz").status_code == 200
+
+
 def test_openapi_document_describes_the_edit_body(gateway: Gateway) -> None:
     doc = httpx.get(gateway.base_url + "/openapi.json").json()
     body = doc["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
