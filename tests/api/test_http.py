@@ -101,6 +101,7 @@ def test_json_body_with_mask_and_stream(gateway: Gateway) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-request-id"]
+        assert response.headers["x-imagegate-provider"] == "local"  # as a JSON answer has it
         text = response.read().decode()
     assert "[DONE]" not in text
     events = schema.assert_stream(text)

@@ -17,6 +17,7 @@ def edit(client: OpenAI, **params: Any) -> ImagesResponse:
     raw = client.images.with_raw_response.edit(**params)
     assert raw.status_code == 200
     assert raw.headers["content-type"] == "application/json"
+    assert raw.headers["x-imagegate-provider"]
     schema.assert_images_response(raw.http_response.content)
     result = raw.parse()
     assert isinstance(result, ImagesResponse)
@@ -31,5 +32,6 @@ def stream(client: OpenAI, **params: Any) -> list[ImageEditStreamEvent]:
     raw = client.images.with_raw_response.edit(stream=True, **params)
     assert raw.status_code == 200
     assert raw.headers["content-type"].startswith("text/event-stream")
+    assert raw.headers["x-imagegate-provider"]  # known from the card before the first event
     schema.assert_stream(raw.http_response.read())
     return list(raw.parse())

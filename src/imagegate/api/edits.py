@@ -61,7 +61,10 @@ async def create_image_edit(
         )
 
     if edit.stream:
-        return stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+        response = stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+        # Known from the card before the first event, as a JSON answer knows it from the result.
+        response.headers["x-imagegate-provider"] = job.card.provider
+        return response
     result = await service.run(job, DiscardEvents())
     record(result)
     return JsonBytes(
