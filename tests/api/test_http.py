@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +19,8 @@ from tests.server import Gateway
 from tests.support import schema, tools
 from tests.support.envelope import error_of
 from tests.support.requests import post_edit
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _curl(gateway: Gateway, *args: str) -> dict:
@@ -257,6 +260,16 @@ def test_the_key_comes_before_not_found_under_v1(team_gateway: Gateway) -> None:
     # Outside /v1 there is nothing to protect: an unknown path is a 404 with or without a key.
     assert error_of(httpx.get(base + "/nothing"), 404)["code"] == "unknown_url"
     assert httpx.get(base + "/readyz").status_code == 200
+
+
+def test_the_readme_error_example_is_what_the_gateway_says(gateway: Gateway) -> None:
+    readme = README.read_text()
+    block = re.search(r"```json\n(\{\"error\".*?)\n```", readme, re.S)
+    assert block, "the README has no error example"
+    documented = orjson.loads(block.group(1))["error"]
+    assert "17 images in one request get" in readme  # what the example says it shows
+    response = post_edit(gateway.base_url, *[imaging.png(8, 8)] * 17, prompt="side by side")
+    assert error_of(response, 400) == documented
 
 
 def test_openapi_document_describes_the_edit_body(gateway: Gateway) -> None:
