@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.server import Gateway
+from tests.support import tools
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
@@ -100,3 +102,15 @@ def test_an_unusable_python_is_an_error_not_ignored(tmp_path: Path) -> None:
         assert done.returncode == 1, python
         assert done.stderr == f"bootstrap: PYTHON={python} {message}\n"
         assert not (repo / ".venv").exists()
+
+
+def test_a_missing_tool_fails_under_ci_and_is_skipped_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"curl not installed.*CI must run these tests"):
+        tools.require("curl")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="curl not installed"):
+        tools.require("curl")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,17 @@ def missing(*programs: str) -> list[str]:
 def require(*programs: str) -> None:
     """Skip (fail under CI=true) unless every program is on PATH."""
     absent = missing(*programs)
-    if not absent:
-        return
-    message = f"{', '.join(absent)} not installed; ./scripts/test.sh installs it"
+    if absent:
+        _absent(f"{', '.join(absent)} not installed; ./scripts/test.sh installs it")
+
+
+def require_file(path: Path, what: str) -> None:
+    """Skip (fail under CI=true) unless ``path`` exists: ``what`` names it and its installer."""
+    if not path.exists():
+        _absent(f"{what} is not installed ({path} is missing)")
+
+
+def _absent(message: str) -> None:
     if in_ci():
         pytest.fail(f"{message}. CI must run these tests, not skip them.", pytrace=False)
     pytest.skip(message)
