@@ -39,8 +39,8 @@ def _check_default_model(settings: Settings, catalog: Catalog) -> None:
         return
     card = catalog.find(name)
     if card is None:
-        served = [card.id for card in catalog.cards()]
-        names = served + [alias for model in served for alias in catalog.aliases_of(model)]
+        ids = [model.id for model in catalog.cards()]
+        names = ids + [alias for model_id in ids for alias in catalog.aliases_of(model_id)]
         raise CatalogError(
             f"default_model {name!r} is not in the catalog{did_you_mean(name, names)}; "
             "`imagegate models` lists the models this configuration serves"
