@@ -106,7 +106,10 @@ def test_check_config_refuses_an_unknown_setting_and_names_the_closest(tmp_path:
     assert done.returncode == 2
     assert "unknown settings: max_imagez (did you mean max_images?)" in done.stderr
     assert "IMAGEGATE_WORKERS (did you mean workers?)" in done.stderr
-    assert "Traceback" not in done.stderr
+    served = run_cli("serve", "--port", str(free_port()), "--config", str(config), cwd=tmp_path)
+    assert served.returncode == 2  # it never started listening: run_cli returned
+    assert "unknown settings: max_imagez (did you mean max_images?)" in served.stderr
+    assert "Traceback" not in done.stderr + served.stderr
 
 
 @pytest.mark.parametrize("where", ["file", "env"])
