@@ -16,6 +16,7 @@ from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
 from imagegate.config import Settings, did_you_mean
+from imagegate.core.memory import MemoryGate
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.local.adapter import LocalProvider
 from imagegate.providers.local.card import LOCAL_CARDS
@@ -109,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(edits.router)
     app.include_router(models.router)
     app.include_router(health.router)
-    app.add_middleware(RequestContextMiddleware)
+    app.state.memory = MemoryGate(settings.max_inflight_bytes)
+    app.add_middleware(RequestContextMiddleware, memory=app.state.memory)
     return app
 
 

@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from imagegate.wire.limits import MiB, WireLimits
+from imagegate.wire.pacing import BodyPace
 
 ENV_PREFIX = "IMAGEGATE_"
 
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     max_images: int = Field(16, ge=1, le=64)
     max_image_pixels: int = Field(40_000_000, ge=1)
     request_timeout_seconds: float = Field(600.0, gt=0)
+    # Bounded work: what one request, and all of them together, may hold.
+    spill_image_bytes: int = Field(8 * MiB, ge=0)
+    max_inflight_bytes: int = Field(512 * MiB, ge=1)
+    body_timeout_seconds: float = Field(300.0, gt=0)
+    body_min_rate_bytes: int = Field(32 * 1024, ge=1)
+    body_rate_grace_seconds: float = Field(10.0, ge=0)
     stream_keepalive_seconds: float = Field(5.0, gt=0)
 
     # Fetching image_url
@@ -183,6 +190,15 @@ class Settings(BaseSettings):
             max_request_bytes=self.max_request_bytes,
             max_images=self.max_images,
             max_pixels=self.max_image_pixels,
+            spill_bytes=self.spill_image_bytes,
+        )
+
+    @property
+    def body_pace(self) -> BodyPace:
+        return BodyPace(
+            timeout=self.body_timeout_seconds,
+            min_rate=self.body_min_rate_bytes,
+            grace=self.body_rate_grace_seconds,
         )
 
     @property

@@ -781,6 +781,7 @@ def test_without_the_allow_list_loopback_is_refused_before_connecting(server: Im
 
 def test_images_fetched_together_share_the_request_budget() -> None:
     """Each image is under the per-image cap; together they are over the per-request one."""
+    from imagegate.core.memory import unlimited_lease
     from imagegate.wire.body import read_edit_request
     from imagegate.wire.limits import WireLimits
 
@@ -810,6 +811,7 @@ def test_images_fetched_together_share_the_request_budget() -> None:
                     len(body),
                     chunks(),
                     limits=limits,
+                    lease=unlimited_lease(),
                     fetcher=fetcher,
                     default_model=None,
                 )

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from imagegate.core.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from imagegate.core.memory import unlimited_lease
 from imagegate.core.request import EditRequest
 from imagegate.wire.body import read_edit_request
 from imagegate.wire.fields import FIELDS, coerce
@@ -39,6 +40,7 @@ def parse(
             len(body),
             _chunks(body, chunk),
             limits=limits,
+            lease=unlimited_lease(),
             fetcher=fetcher,
             default_model=default_model,
         )
@@ -426,6 +428,7 @@ def test_precheck_runs_before_any_image_is_loaded() -> None:
                 None,
                 _chunks(orjson.dumps(doc), 100),
                 limits=LIMITS,
+                lease=unlimited_lease(),
                 fetcher=NeverFetch(),
                 default_model=None,
                 precheck=precheck,

@@ -1,4 +1,8 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the app's state, and the key check."""
+"""FastAPI dependencies as ``Annotated`` aliases: the app's state, and the key check.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency on a worker thread, a thread hop
+per dependency per request for what is an attribute lookup.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,17 @@ from imagegate.service import EditService
 from imagegate.wire.body import UrlFetcher
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_service(request: Request) -> EditService:
+async def get_service(request: Request) -> EditService:
     service: EditService = request.app.state.service
     return service
 
 
-def get_fetcher(request: Request) -> UrlFetcher | None:
+async def get_fetcher(request: Request) -> UrlFetcher | None:
     fetcher: UrlFetcher | None = request.app.state.fetcher
     return fetcher
 
@@ -33,7 +37,7 @@ ServiceDep = Annotated[EditService, Depends(get_service)]
 FetcherDep = Annotated["UrlFetcher | None", Depends(get_fetcher)]
 
 
-def require_key(request: Request, settings: SettingsDep) -> None:
+async def require_key(request: Request, settings: SettingsDep) -> None:
     """With IMAGEGATE_MASTER_KEY set, every /v1 call must carry it as a bearer token."""
     if settings.master_key is None:
         return

@@ -7,16 +7,19 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from imagegate.api.bodies import json_response
 from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
+from imagegate.api.disconnect import unless_disconnected
 from imagegate.api.errors import JsonBytes
-from imagegate.api.middleware import request_log
+from imagegate.api.middleware import request_lease, request_log
 from imagegate.api.openapi import EDIT_REQUEST_BODY
 from imagegate.api.streaming import stream_response
 from imagegate.core.errors import GatewayError, InvalidRequest
-from imagegate.core.response import images_response
+from imagegate.core.response import images_body
 from imagegate.core.result import EditResult
 from imagegate.providers.base import DiscardEvents
 from imagegate.wire.body import read_edit_request
+from imagegate.wire.pacing import paced
 
 router = APIRouter()
 
@@ -35,8 +38,9 @@ async def create_image_edit(
     edit = await read_edit_request(
         request.headers.get("content-type", ""),
         _content_length(request),
-        request.stream(),
+        paced(request.stream(), settings.body_pace),
         limits=settings.limits,
+        lease=request_lease(request.scope),
         fetcher=fetcher if settings.fetch_enabled else None,
         default_model=settings.default_model,
         precheck=service.precheck,
@@ -65,10 +69,10 @@ async def create_image_edit(
         # Known from the card before the first event, as a JSON answer knows it from the result.
         response.headers["x-imagegate-provider"] = job.card.provider
         return response
-    result = await service.run(job, DiscardEvents())
+    result = await unless_disconnected(request.receive, service.run(job, DiscardEvents()))
     record(result)
-    return JsonBytes(
-        images_response(result, edit, created), headers={"x-imagegate-provider": result.provider}
+    return json_response(
+        images_body(result, edit, created), headers={"x-imagegate-provider": result.provider}
     )
 
 

@@ -54,7 +54,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         # The key comes first under /v1, on paths no route matched too: without it a caller
         # learns nothing, not even which paths exist.
         try:
-            require_key(request, request.app.state.settings)
+            await require_key(request, request.app.state.settings)
         except AuthenticationFailed as refused:
             return await _gateway_error(request, refused)
     if exc.status_code == 404:

@@ -1,6 +1,9 @@
-"""The outermost layer of every request: its id, its log line, and a last guard against crashes.
+"""The outermost layer of every request: its id, its log line, what it holds, and a last guard
+against crashes.
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``) so streamed bodies pass through untouched.
+It owns the request's ``MemoryLease`` (``scope["state"]["lease"]``): the images' blobs and the
+memory they hold are given back here, once the whole exchange (a stream included) is over.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.core.errors import InternalError
+from imagegate.core.memory import MemoryGate, MemoryLease
 
 log = logging.getLogger("imagegate.access")
 crash_log = logging.getLogger("imagegate.error")
@@ -35,9 +39,15 @@ def request_log(scope: Scope) -> dict[str, Any]:
     return fields
 
 
+def request_lease(scope: Scope) -> MemoryLease:
+    lease: MemoryLease = scope["state"]["lease"]
+    return lease
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, memory: MemoryGate) -> None:
         self.app = app
+        self.memory = memory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,6 +57,7 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and _CLIENT_ID.match(incoming) else new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        lease = state["lease"] = self.memory.lease()
         started = time.perf_counter()
         status = 0
 
@@ -83,7 +94,10 @@ class RequestContextMiddleware:
                 )
                 await send({"type": "http.response.body", "body": body})
         finally:
+            lease.close()
             fields = state.get("log", {})
+            if lease.peak:
+                fields["held_bytes"] = lease.peak  # request bytes it kept in memory at most
             client = scope.get("client")
             # Probes come every few seconds from every load balancer; keep them out of info.
             level = logging.DEBUG if scope.get("path") in _PROBES else logging.INFO

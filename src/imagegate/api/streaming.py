@@ -1,9 +1,9 @@
 """``stream=true``: the provider works in a task while the client gets events as they happen.
 
-Keepalive comments (``: keepalive``) go out every few seconds; partial images as the provider
-reports them; one ``image_edit.completed`` per output image; an ``event: error`` with
-``{"error": {...}}`` if the edit fails after the stream began. If the client goes away, the
-provider task is cancelled.
+Keepalive comments (``: keepalive``) go out every few seconds while nothing else does; partial
+images as the provider reports them; one ``image_edit.completed`` per output image; an
+``event: error`` with ``{"error": {...}}`` if the edit fails after the stream began. If the
+client goes away, the provider task is cancelled.
 """
 
 from __future__ import annotations
@@ -12,48 +12,63 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
+from imagegate.api.bodies import body_pieces
 from imagegate.core.errors import GatewayError, InternalError
-from imagegate.core.request import EditRequest
-from imagegate.core.response import completed_events, error_event, partial_event
+from imagegate.core.response import completed_event_bodies, error_event, partial_event_body
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.providers.base import EditJob
 from imagegate.service import EditService
 
 log = logging.getLogger("imagegate.stream")
-_DONE = object()
+KEEPALIVE = b": keepalive\n\n"
+
+Partial = tuple[ResultImage, int]
 
 
 class QueueEvents:
-    """An event sink that turns each partial image into an SSE event on a queue."""
+    """An event sink that queues each partial image; it is serialized only when sent."""
 
-    def __init__(self, queue: asyncio.Queue[object], request: EditRequest, created: int):
+    def __init__(self, queue: asyncio.Queue[Partial | None]) -> None:
         self._queue = queue
-        self._request = request
-        self._created = created
 
     async def partial(self, image: ResultImage, index: int) -> None:
-        await self._queue.put(partial_event(image, index, self._request, self._created))
+        await self._queue.put((image, index))
 
 
 Outcome = Callable[[EditResult | GatewayError], None]  # told how the edit ended, for the log
 
 
 async def _events(
-    service: EditService, job: EditJob, created: int, on_result: Outcome
+    service: EditService, job: EditJob, created: int, keepalive: float, on_result: Outcome
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    task = asyncio.create_task(service.run(job, QueueEvents(queue, job.request, created)))
-    task.add_done_callback(lambda _t: queue.put_nowait(_DONE))
+    """Keepalives while the provider works, then each event in pieces, one event at a time.
+
+    Keepalives come from here rather than from a timer beside the stream, so a comment can
+    never land between two pieces of one event.
+    """
+    queue: asyncio.Queue[Partial | None] = asyncio.Queue()
+    task = asyncio.create_task(service.run(job, QueueEvents(queue)))
+    task.add_done_callback(lambda _t: queue.put_nowait(None))
     try:
-        while (item := await queue.get()) is not _DONE:
-            assert isinstance(item, bytes)
-            yield item
+        while True:
+            try:
+                async with asyncio.timeout(keepalive):
+                    item = await queue.get()
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if item is None:
+                break
+            image, index = item
+            async for piece in body_pieces(partial_event_body(image, index, job.request, created)):
+                yield piece
         result = task.result()
         on_result(result)
-        for event in completed_events(result, job.request, created):
-            yield event
+        for event in completed_event_bodies(result, job.request, created):
+            async for piece in body_pieces(event):
+                yield piece
     except GatewayError as exc:
         on_result(exc)
         yield error_event(exc.to_dict())
@@ -77,8 +92,7 @@ def stream_response(
     on_result: Outcome,
 ) -> EventSourceResponse:
     return EventSourceResponse(
-        _events(service, job, created, on_result),
-        ping=keepalive,
-        ping_message_factory=lambda: ServerSentEvent(comment="keepalive"),
+        _events(service, job, created, keepalive, on_result),
+        ping=0,  # keepalives come from _events, between events
         headers={"Cache-Control": "no-cache"},
     )

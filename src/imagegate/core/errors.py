@@ -10,6 +10,7 @@ OpenAI's error envelope, with one extra key saying whether the gateway or the pr
     ├── PaymentRequired                  402     insufficient_quota
     ├── PermissionDenied                 403     permission_error
     ├── NotFound                         404     invalid_request_error
+    ├── RequestTimeout                   408     invalid_request_error
     ├── PayloadTooLarge                  413     invalid_request_error
     ├── UnsupportedMediaType             415     invalid_request_error
     ├── RateLimited                      429     rate_limit_error
@@ -106,6 +107,12 @@ class NotFound(GatewayError):
     status = 404
     error_type = "invalid_request_error"
     default_code = "not_found"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    error_type = "invalid_request_error"
+    default_code = "request_timeout"
 
 
 class PayloadTooLarge(GatewayError):

@@ -59,18 +59,24 @@ class _Corrupt(Exception):
     """Raised inside the header readers; turned into InvalidRequest by ``probe``."""
 
 
-def probe(data: bytes, *, param: str, max_pixels: int | None = None) -> ImageInfo:
-    """Read format, size and alpha from the header of ``data``, or refuse it clearly."""
+def probe(
+    source: bytes | bytearray | memoryview, *, param: str, max_pixels: int | None = None
+) -> ImageInfo:
+    """Read format, size and alpha from the header of ``source``, or refuse it clearly.
+
+    Only slices of the header are read, so a memoryview over a spilled file costs no copy.
+    """
+    data = memoryview(source)
     if not data:
         raise InvalidRequest(
             f"{param} is empty: send the image file's bytes.", param=param, code="empty_file"
         )
     try:
-        if data.startswith(_PNG_SIGNATURE):
+        if bytes(data[:8]) == _PNG_SIGNATURE:
             info = _read_png(data)
-        elif data.startswith(b"\xff\xd8\xff"):
+        elif bytes(data[:3]) == b"\xff\xd8\xff":
             info = _read_jpeg(data)
-        elif len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        elif len(data) >= 12 and bytes(data[:4]) == b"RIFF" and bytes(data[8:12]) == b"WEBP":
             info = _read_webp(data)
         else:
             raise InvalidRequest(
@@ -106,7 +112,8 @@ def check_size(data_len: int, limit: int, *, param: str) -> None:
         )
 
 
-def _unsupported_message(data: bytes, param: str) -> str:
+def _unsupported_message(view: memoryview, param: str) -> str:
+    data = bytes(view[:64])
     for signature, name in _OTHER_SIGNATURES:
         if data.startswith(signature):
             return f"{param} is a {name} image; send PNG, JPEG or WEBP."
@@ -120,8 +127,8 @@ def _unsupported_message(data: bytes, param: str) -> str:
     return f"{param} is not a PNG, JPEG or WEBP image (its first bytes match none of them)."
 
 
-def _read_png(data: bytes) -> ImageInfo:
-    if len(data) < 33 or data[12:16] != b"IHDR":
+def _read_png(data: memoryview) -> ImageInfo:
+    if len(data) < 33 or bytes(data[12:16]) != b"IHDR":
         raise _Corrupt("the PNG header (IHDR) is missing or truncated")
     (length,) = struct.unpack(">I", data[8:12])
     if length != 13:
@@ -136,13 +143,13 @@ def _read_png(data: bytes) -> ImageInfo:
     return ImageInfo("png", width, height, has_alpha)
 
 
-def _png_has_trns(data: bytes) -> bool:
+def _png_has_trns(data: memoryview) -> bool:
     """A tRNS chunk before the first IDAT gives palette and grey/RGB images transparency."""
     pos = 33
     end = len(data)
     while pos + 8 <= end:
         (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
+        kind = bytes(data[pos + 4 : pos + 8])
         if kind == b"tRNS":
             return True
         if kind in (b"IDAT", b"IEND"):
@@ -155,7 +162,7 @@ def _png_has_trns(data: bytes) -> bool:
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _read_jpeg(data: bytes) -> ImageInfo:
+def _read_jpeg(data: memoryview) -> ImageInfo:
     pos = 2
     end = len(data)
     while pos < end:
@@ -185,10 +192,10 @@ def _read_jpeg(data: bytes) -> ImageInfo:
     raise _Corrupt("the JPEG has no frame header (it is truncated or not a JPEG)")
 
 
-def _read_webp(data: bytes) -> ImageInfo:
+def _read_webp(data: memoryview) -> ImageInfo:
     if len(data) < 30:
         raise _Corrupt("the WEBP header is truncated")
-    chunk = data[12:16]
+    chunk = bytes(data[12:16])
     body = data[20:]
     if chunk == b"VP8X":
         flags = body[0]
@@ -198,7 +205,7 @@ def _read_webp(data: bytes) -> ImageInfo:
         height = 1 + int.from_bytes(body[7:10], "little")
         return ImageInfo("webp", width, height, bool(flags & 0x10))
     if chunk == b"VP8 ":
-        if body[3:6] != b"\x9d\x01\x2a":
+        if bytes(body[3:6]) != b"\x9d\x01\x2a":
             raise _Corrupt("the WEBP (VP8) frame header is invalid")
         width = int.from_bytes(body[6:8], "little") & 0x3FFF
         height = int.from_bytes(body[8:10], "little") & 0x3FFF

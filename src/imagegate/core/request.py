@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
+from imagegate.core.blob import Blob, MemoryBlob
 from imagegate.core.images import EXTENSIONS, ImageFormat, ImageInfo
 
 ResponseFormat = Literal["b64_json", "url"]
@@ -15,20 +15,32 @@ Background = Literal["transparent", "opaque", "auto"]
 
 @dataclass(frozen=True, slots=True)
 class ImageInput:
-    """Bytes as received, with the facts read from their header. Never re-encoded here."""
+    """One image as received, with the facts read from its header. Never re-encoded here.
 
-    data: bytes
+    ``blob`` is the one copy of the bytes (see ``core.blob``); read them through ``view()`` or
+    ``open()``. The request's scope owns the blob and closes it when the exchange ends.
+    """
+
+    blob: Blob
     info: ImageInfo
     param: str  # where it came from, e.g. "image[1]" or "images[0].image_url"
     filename: str | None = None
 
+    @classmethod
+    def of(cls, data: bytes, info: ImageInfo, param: str) -> ImageInput:
+        """An image over bytes already in memory (tests, and callers outside a request)."""
+        return cls(MemoryBlob(data), info, param)
+
     @property
     def nbytes(self) -> int:
-        return len(self.data)
+        return self.blob.nbytes
+
+    def view(self) -> memoryview:
+        return self.blob.view()
 
     def open(self) -> BinaryIO:
         """A fresh reader over the bytes, for decoders and uploads; never a copy of them."""
-        return io.BytesIO(self.data)
+        return self.blob.open()
 
     @property
     def format(self) -> ImageFormat:

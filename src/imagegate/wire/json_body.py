@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
-from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.core.errors import InvalidRequest
 from imagegate.core.units import shorten
 from imagegate.wire.limits import WireLimits
 
@@ -29,19 +30,16 @@ class ParsedJson:
     mask: ImageRef | None = None
 
 
-async def read_json_bytes(chunks: AsyncIterator[bytes], limits: WireLimits) -> bytes:
-    body = bytearray()
-    limit = limits.max_json_bytes
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(
-                f"The JSON body is over the limit of {limit:,} bytes.", code="request_too_large"
-            )
-    return bytes(body)
+class DataUrlReferences(Protocol):
+    """Data URLs decoded while the body streamed, replaced in its text by references."""
+
+    @property
+    def reference_prefix(self) -> str: ...
 
 
-def parse_json_body(raw: bytes, limits: WireLimits) -> ParsedJson:
+def parse_json_body(
+    raw: bytes, limits: WireLimits, *, data_urls: DataUrlReferences | None = None
+) -> ParsedJson:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -67,7 +65,33 @@ def parse_json_body(raw: bytes, limits: WireLimits) -> ParsedJson:
             )
         else:
             parsed.fields[key] = value
+    if data_urls is not None:
+        _refuse_data_urls_outside_images(parsed.fields, data_urls.reference_prefix)
     return parsed
+
+
+def _refuse_data_urls_outside_images(fields: dict[str, object], prefix: str) -> None:
+    for key, value in fields.items():
+        if any(text.startswith(prefix) for text in _strings(value)):
+            raise InvalidRequest(
+                f"{shorten(key)} holds a base64 data URL; images go in images[].image_url "
+                "and mask.image_url.",
+                param=key,
+                code="invalid_value",
+            )
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a parsed JSON value (iteratively: clients may nest deeply)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _parse_images(value: object, limits: WireLimits) -> list[ImageRef]:

@@ -19,6 +19,8 @@ class WireLimits:
     max_field_bytes: int = 256 * 1024  # one text field (a 32 000-character prompt fits)
     max_parts: int = 64
     max_part_header_bytes: int = 8 * 1024
+    spill_bytes: int = 8 * MiB  # an image past this goes to a temporary file, not memory
+    max_json_text_bytes: int = 1 * MiB  # a JSON body's text outside its data URLs
 
     @property
     def max_json_bytes(self) -> int:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from imagegate.core.blob import Blob, BlobWriter
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
+from imagegate.core.memory import MemoryLease
 from imagegate.core.units import human_bytes, shorten
 from imagegate.wire.limits import WireLimits
 
@@ -26,7 +28,7 @@ MASK_NAME = "mask"
 @dataclass(slots=True)
 class RawFile:
     param: str
-    data: bytes
+    blob: Blob  # the one copy of the part's bytes (in memory, or spilled past the threshold)
     filename: str | None
 
 
@@ -53,8 +55,9 @@ def boundary_of(content_type: str) -> bytes:
 class _Reader:
     """Callback state for one body; python-multipart calls these as bytes arrive."""
 
-    def __init__(self, limits: WireLimits) -> None:
+    def __init__(self, limits: WireLimits, lease: MemoryLease) -> None:
         self.limits = limits
+        self.lease = lease
         self.form = ParsedForm()
         self.parts = 0
         self.ended = False
@@ -64,7 +67,8 @@ class _Reader:
         self._name: str = ""
         self._filename: str | None = None
         self._kind: str = "field"
-        self._data = bytearray()
+        self._data = bytearray()  # a text field's bytes (small: max_field_bytes)
+        self._writer: BlobWriter | None = None  # an image's or the mask's bytes
 
     # -- python-multipart callbacks ---------------------------------------------------------
     def on_part_begin(self) -> None:
@@ -75,6 +79,7 @@ class _Reader:
             )
         self._headers = {}
         self._data = bytearray()
+        self._writer = None
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -124,34 +129,51 @@ class _Reader:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._kind == "ignored_file":
             return
-        self._data += memoryview(data)[start:end]  # one copy, into the part's buffer
-        size = len(self._data)
-        if self._kind == "field":
-            if size > self.limits.max_field_bytes:
-                raise PayloadTooLarge(
-                    f"The field {shorten(self._name)} is over "
-                    f"{self.limits.max_field_bytes:,} bytes.",
-                    param=self._name,
-                    code="field_too_large",
-                )
-        elif size > self.limits.max_image_bytes:
-            param = "mask" if self._kind == "mask" else self._current_image_param()
+        piece = memoryview(data)[start:end]
+        if self._kind in ("image", "mask"):
+            self._image_writer().write(piece)  # the one copy of an image's bytes
+            return
+        self.lease.reserve(len(piece))
+        self._data += piece
+        if len(self._data) > self.limits.max_field_bytes:
             raise PayloadTooLarge(
-                f"{param} is over the limit of {self.limits.max_image_bytes:,} bytes per image "
-                f"({human_bytes(self.limits.max_image_bytes)}).",
-                param=param,
-                code="image_too_large",
+                f"The field {shorten(self._name)} is over {self.limits.max_field_bytes:,} bytes.",
+                param=self._name,
+                code="field_too_large",
             )
 
+    def _image_writer(self) -> BlobWriter:
+        if self._writer is None:
+            param = "mask" if self._kind == "mask" else self._current_image_param()
+
+            def too_large(limit: int) -> PayloadTooLarge:
+                return PayloadTooLarge(
+                    f"{param} is over the limit of {limit:,} bytes per image "
+                    f"({human_bytes(limit)}).",
+                    param=param,
+                    code="image_too_large",
+                )
+
+            self._writer = BlobWriter(
+                self.lease,
+                spill_bytes=self.limits.spill_bytes,
+                max_bytes=self.limits.max_image_bytes,
+                on_limit=too_large,
+            )
+        return self._writer
+
     def on_part_end(self) -> None:
-        data = bytes(self._data)
-        self._data = bytearray()
-        if self._kind == "image":
-            param = self._current_image_param()
-            self.form.images.append(RawFile(param, data, self._filename))
-        elif self._kind == "mask":
-            self.form.mask = RawFile("mask", data, self._filename)
+        if self._kind in ("image", "mask"):
+            blob = self._image_writer().finish()
+            self._writer = None
+            if self._kind == "image":
+                param = self._current_image_param()
+                self.form.images.append(RawFile(param, blob, self._filename))
+            else:
+                self.form.mask = RawFile("mask", blob, self._filename)
         elif self._kind == "field":
+            data = bytes(self._data)
+            self._data = bytearray()
             self._add_field(data)
 
     def on_end(self) -> None:
@@ -193,11 +215,11 @@ _TEXT_FIELDS_SENT_AS_FILES = frozenset({"prompt", "model"})
 
 
 async def read_multipart(
-    content_type: str, chunks: AsyncIterator[bytes], limits: WireLimits
+    content_type: str, chunks: AsyncIterator[bytes], limits: WireLimits, lease: MemoryLease
 ) -> ParsedForm:
-    """Parse a multipart body as it streams in."""
+    """Parse a multipart body as it streams in; images are collected into blobs."""
     boundary = boundary_of(content_type)
-    reader = _Reader(limits)
+    reader = _Reader(limits, lease)
     try:
         parser = MultipartParser(
             boundary,

@@ -33,7 +33,7 @@ Pixel = tuple[int, ...]
 
 
 def part(data: bytes, param: str = "image[0]") -> ImageInput:
-    return ImageInput(data, probe(data, param=param), param)
+    return ImageInput.of(data, probe(data, param=param), param)
 
 
 def make_job(
