@@ -141,7 +141,8 @@ def test_a_default_model_whose_provider_is_off_is_refused(tmp_path: Path) -> Non
 
 def test_unknown_imagegate_environment_names_are_warned_about(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("IMAGEGATE_MASTERKEY=abc\n")
-    done = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGEZ": "3"}, cwd=tmp_path)
+    env = {"IMAGEGATE_MAX_IMAGEZ": "3", "IMAGEGATE_OPENAI_API_KEY": "sk-x"}
+    done = run_cli("check-config", env=env, cwd=tmp_path)
     assert done.returncode == 0  # a warning, not a refusal: the environment is shared
     assert (
         "warning: IMAGEGATE_MAX_IMAGEZ (in the environment) is not a setting "
@@ -149,6 +150,11 @@ def test_unknown_imagegate_environment_names_are_warned_about(tmp_path: Path) ->
     ) in done.stderr
     assert "IMAGEGATE_MASTERKEY (in .env) is not a setting" in done.stderr
     assert "did you mean IMAGEGATE_MASTER_KEY?" in done.stderr
+    # A provider key goes by the provider's own name, as its SDK reads it.
+    assert (
+        "IMAGEGATE_OPENAI_API_KEY (in the environment) is not read; this setting is OPENAI_API_KEY"
+    ) in done.stderr
+    assert "sk-x" not in done.stderr
     clean = tmp_path / "clean"
     clean.mkdir()
     quiet = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGES": "3"}, cwd=clean)
@@ -197,10 +203,12 @@ def test_settings_priority_env_over_file(tmp_path: Path) -> None:
 
 def test_env_example_lists_every_setting() -> None:
     example = (Path(__file__).parent.parent / ".env.example").read_text()
-    for name in Settings.model_fields:
-        if name in ("models", "aliases"):
+    for name, field in Settings.model_fields.items():
+        if name in ("models", "aliases", "azure_deployments"):
             continue  # config file only
-        assert f"IMAGEGATE_{name.upper()}" in example, name
+        alias = field.validation_alias
+        env = alias.choices[0] if alias is not None else f"IMAGEGATE_{name.upper()}"  # type: ignore[union-attr]
+        assert f"\n{env}=" in example, env
 
 
 def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:

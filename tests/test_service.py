@@ -81,7 +81,7 @@ def service(provider: Scripted, timeout: float = 5.0) -> EditService:
     return EditService(
         Catalog.build([CARD], shipped=[]),
         registry,
-        Router({"scripted": Deployment(provider="scripted")}),
+        Router([Deployment(provider="scripted")]),
         timeout_seconds=timeout,
     )
 
@@ -151,7 +151,7 @@ def test_a_crashing_provider_is_a_500_that_hides_its_internals(
 
 def test_a_model_whose_provider_is_not_configured_is_not_served() -> None:
     registry = ProviderRegistry()
-    svc = EditService(Catalog.build([CARD], shipped=[]), registry, Router({}), timeout_seconds=1)
+    svc = EditService(Catalog.build([CARD], shipped=[]), registry, Router([]), timeout_seconds=1)
     assert svc.listed_cards() == []
     with pytest.raises(NotFound) as caught:
         svc.card("scripted/model")

@@ -18,8 +18,7 @@ from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entrie
 from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
 from imagegate.providers.base import Deployment, ProviderRegistry
-from imagegate.providers.local.adapter import LocalProvider
-from imagegate.providers.local.card import LOCAL_CARDS
+from imagegate.providers.specs import SPECS
 from imagegate.routing.router import Router
 from imagegate.service import EditService
 from imagegate.wire.fetch import ImageFetcher
@@ -27,7 +26,9 @@ from imagegate.wire.netguard import parse_networks
 
 
 def build_catalog(settings: Settings) -> Catalog:
-    shipped = [*LOCAL_CARDS, *load_shipped_entries()]
+    """Every provider's cards, served or not (so a config is checked whole), and the user's."""
+    shipped = [entry for spec in SPECS for entry in spec.cards(settings)]
+    shipped += load_shipped_entries()
     catalog = Catalog.build(settings.models, settings.aliases, shipped=shipped)
     _check_default_model(settings, catalog)
     return catalog
@@ -55,7 +56,7 @@ def _check_default_model(settings: Settings, catalog: Catalog) -> None:
 
 def enabled_providers(settings: Settings) -> set[str]:
     """The providers this configuration turns on; their models are the ones served."""
-    return {"local"} if settings.local_engine else set()
+    return {spec.name for spec in SPECS if spec.enabled(settings)}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,10 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ProviderRegistry()
-        deployments: dict[str, Deployment] = {}
-        if "local" in enabled_providers(settings):
-            registry.register(LocalProvider(settings.local_max_concurrency))
-            deployments["local"] = Deployment(provider="local")
+        deployments: list[Deployment] = []
+        for spec in SPECS:
+            if spec.enabled(settings):
+                registry.register(spec.build(settings))
+                deployments += spec.deployments(settings)
+        router = Router(deployments)
         fetch_client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.fetch_timeout_seconds),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allowed_networks=allowed_networks,
         )
         app.state.service = EditService(
-            catalog, registry, Router(deployments), timeout_seconds=settings.request_timeout_seconds
+            catalog, registry, router, timeout_seconds=settings.request_timeout_seconds
         )
         app.state.ready = True
         try:
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.ready = False
             await registry.aclose()
+            await router.aclose()
             await fetch_client.aclose()
 
     app = FastAPI(

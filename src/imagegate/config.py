@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +30,12 @@ from imagegate.wire.limits import MiB, WireLimits
 from imagegate.wire.pacing import BodyPace
 
 ENV_PREFIX = "IMAGEGATE_"
+
+
+def provider_env(name: str) -> AliasChoices:
+    """A provider setting read from the environment under the provider's own well-known name
+    (``OPENAI_API_KEY``, as its SDK reads it), and from the config file in lower case."""
+    return AliasChoices(name, name.lower())
 
 
 class ConfigFileError(ValueError):
@@ -88,7 +94,11 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # Serving
@@ -131,6 +141,39 @@ class Settings(BaseSettings):
     local_engine: bool = True
     local_max_concurrency: int | None = Field(None, ge=1)
 
+    # Upstream providers: a provider whose key is set is served. Names as each provider's own
+    # SDK reads them; the config file takes them in lower case.
+    openai_api_key: SecretStr | None = Field(None, validation_alias=provider_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", validation_alias=provider_env("OPENAI_BASE_URL")
+    )
+    azure_openai_api_key: SecretStr | None = Field(
+        None, validation_alias=provider_env("AZURE_OPENAI_API_KEY")
+    )
+    azure_openai_endpoint: str | None = Field(
+        None, validation_alias=provider_env("AZURE_OPENAI_ENDPOINT")
+    )
+    azure_api_version: str = "2025-04-01-preview"
+    azure_deployments: list[dict[str, Any]] = Field(default_factory=list)  # config file only
+    gemini_api_key: SecretStr | None = Field(None, validation_alias=provider_env("GEMINI_API_KEY"))
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com",
+        validation_alias=provider_env("GEMINI_BASE_URL"),
+    )
+    gemini_api_version: str = "v1beta"
+    stability_api_key: SecretStr | None = Field(
+        None, validation_alias=provider_env("STABILITY_API_KEY")
+    )
+    stability_base_url: str = Field(
+        "https://api.stability.ai", validation_alias=provider_env("STABILITY_BASE_URL")
+    )
+    xai_api_key: SecretStr | None = Field(None, validation_alias=provider_env("XAI_API_KEY"))
+    xai_base_url: str = Field("https://api.x.ai/v1", validation_alias=provider_env("XAI_BASE_URL"))
+    # One pooled HTTP client per deployment; edits take minutes, so reads wait that long.
+    upstream_connect_timeout_seconds: float = Field(10.0, gt=0)
+    upstream_read_timeout_seconds: float = Field(300.0, gt=0)
+    upstream_max_connections: int = Field(100, ge=1)
+
     # The catalog (config file only)
     models: list[dict[str, Any]] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
@@ -160,7 +203,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{spec!r} is not an IP network such as 10.20.0.0/16") from None
         return value
 
-    @field_validator("master_key", mode="before")
+    @field_validator(
+        "master_key",
+        "openai_api_key",
+        "azure_openai_api_key",
+        "gemini_api_key",
+        "stability_api_key",
+        "xai_api_key",
+        mode="before",
+    )
     @classmethod
     def _blank_key_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -220,8 +271,14 @@ def unknown_env_names(
     Only warnings: the environment is shared with other tools (an orchestrator may well set
     IMAGEGATE_SERVICE_HOST for a service named imagegate), so it is not ours to refuse.
     """
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    known |= {"IMAGEGATE_IMAGE", "IMAGEGATE_HTTP_PORT"}  # docker/compose.yaml's own variables
+    known = {"IMAGEGATE_IMAGE", "IMAGEGATE_HTTP_PORT"}  # docker/compose.yaml's own variables
+    read_as: dict[str, str] = {}  # provider settings: read under the provider's own name
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            read_as[ENV_PREFIX + name.upper()] = alias.choices[0]
+        else:
+            known.add(ENV_PREFIX + name.upper())
     sources: list[tuple[str, Iterable[str]]] = [
         ("the environment", (os.environ if environ is None else environ).keys())
     ]
@@ -231,7 +288,11 @@ def unknown_env_names(
     for where, names in sources:
         for name in names:
             upper = name.upper()
-            if upper.startswith(ENV_PREFIX) and upper not in known:
+            if upper in read_as:
+                warnings.append(
+                    f"{name} (in {where}) is not read; this setting is {read_as[upper]}"
+                )
+            elif upper.startswith(ENV_PREFIX) and upper not in known:
                 hint = did_you_mean(upper.replace("-", "_"), sorted(known))
                 warnings.append(f"{name} (in {where}) is not a setting{hint}; it is ignored")
     return warnings

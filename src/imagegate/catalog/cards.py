@@ -105,6 +105,14 @@ class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9._-]+/.+$")
+    # Who serves the card and under what name; by default the id's two halves. Azure
+    # deployments set both: an id of the user's choosing, served by azure, running gpt-image-1.
+    provider: str = ""
+    upstream_model: str = ""
+    # Provider fields OpenAI has no name for that this model takes (Stability's search_prompt,
+    # negative_prompt ...): accepted as extra form fields or JSON keys and forwarded; any other
+    # unknown field is never sent upstream.
+    extra_fields: list[str] = Field(default_factory=list)
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
     edit: EditSupport = Field(default_factory=EditSupport)
@@ -117,13 +125,12 @@ class ModelCard(BaseModel):
     pricing: Pricing = Field(default_factory=Pricing)
     source: str | None = None  # where the limits come from
 
-    @property
-    def provider(self) -> str:
-        return self.id.split("/", 1)[0]
-
-    @property
-    def upstream_model(self) -> str:
-        return self.id.split("/", 1)[1]
+    @model_validator(mode="after")
+    def _default_provider(self) -> ModelCard:
+        prefix, _, rest = self.id.partition("/")
+        self.provider = self.provider or prefix
+        self.upstream_model = self.upstream_model or rest
+        return self
 
     @property
     def generate_only(self) -> bool:

@@ -23,7 +23,9 @@ OpenAI's error envelope, with one extra key saying whether the gateway or the pr
                "origin": "gateway" | "provider"}}
 
 Foreign exceptions (httpx, Pillow, python-multipart) are translated into this family where they
-are caught; nothing else reaches the client.
+are caught; nothing else reaches the client. Each error also says whether trying again (the same
+request, maybe elsewhere) could help: ``retryable``. Rate limits, upstream failures, timeouts and
+a busy gateway could; anything about the request itself could not.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    retryable_by_default: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class GatewayError(Exception):
         code: str | None = None,
         origin: Origin = "gateway",
         headers: Mapping[str, str] | None = None,
+        retryable: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -56,6 +60,7 @@ class GatewayError(Exception):
         self.code = code if code is not None else self.default_code
         self.origin: Origin = origin
         self.headers: dict[str, str] = dict(headers or {})
+        self.retryable = self.retryable_by_default if retryable is None else retryable
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +136,7 @@ class RateLimited(GatewayError):
     status = 429
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+    retryable_by_default = True
 
 
 class InternalError(GatewayError):
@@ -143,15 +149,18 @@ class UpstreamError(GatewayError):
     status = 502
     error_type = "upstream_error"
     default_code = "upstream_error"
+    retryable_by_default = True
 
 
 class ServiceUnavailable(GatewayError):
     status = 503
     error_type = "server_error"
     default_code = "unavailable"
+    retryable_by_default = True
 
 
 class UpstreamTimeout(GatewayError):
     status = 504
     error_type = "timeout_error"
     default_code = "upstream_timeout"
+    retryable_by_default = True

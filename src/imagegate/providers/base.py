@@ -4,18 +4,29 @@ A provider is one object with a name, a ``check`` of what only it knows (before 
 stream request still gets a plain 400), an ``edit`` call and an ``aclose``. Synchronous, queued
 and polled upstream protocols all hide behind ``edit``; so does fanning ``n`` out into
 concurrent calls where the upstream has no ``n``. Providers never import each other.
+
+Each provider package also declares a ``ProviderSpec``: whether the settings turn it on, the
+deployments those settings describe (each with its own pooled HTTP client), any cards the
+settings add (Azure deployments under ids the user chooses), and how to build the provider.
+``app.py`` builds the registry from the specs; no provider is wired by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+from pydantic import SecretStr
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.sizing import ResolvedSizing
 from imagegate.core.request import EditRequest
 from imagegate.core.result import EditResult, ResultImage
+
+if TYPE_CHECKING:
+    from imagegate.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +41,29 @@ class EditJob:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """Where a model is served: credentials, base URL and timeouts for one upstream account.
+    """Where a model is served: one upstream account's base URL, credential, timeouts and pooled
+    HTTP client (created at startup, closed at shutdown by the registry).
 
-    With one deployment per model this is trivial; the router later picks among several.
+    ``cards`` lists the card ids it serves; empty means every card of its provider. ``options``
+    holds what only its provider reads (Azure's deployment name and api-version).
     """
 
     provider: str
     name: str = "default"
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
+    base_url: str = ""
+    api_key: SecretStr | None = field(default=None, repr=False)
     timeout_seconds: float = 600.0
     options: Mapping[str, str] = field(default_factory=dict)
+    cards: frozenset[str] = frozenset()
+    client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
+
+    def secret(self) -> str:
+        return self.api_key.get_secret_value() if self.api_key is not None else ""
+
+    def http(self) -> httpx.AsyncClient:
+        if self.client is None:
+            raise RuntimeError(f"the {self.provider} deployment {self.name} has no HTTP client")
+        return self.client
 
 
 class EventSink(Protocol):
@@ -65,6 +88,23 @@ class Provider(Protocol):
     async def edit(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult: ...
 
     async def aclose(self) -> None: ...
+
+
+class ProviderSpec(Protocol):
+    """What a provider package declares, so the app can build it from settings alone."""
+
+    name: str
+
+    def enabled(self, settings: Settings) -> bool:
+        """Whether these settings turn the provider on (its credential is set)."""
+
+    def cards(self, settings: Settings) -> list[dict[str, Any]]:
+        """The cards this provider ships (and any its settings add), as catalog entries."""
+
+    def deployments(self, settings: Settings) -> list[Deployment]:
+        """Its deployments, each with a new pooled client; called once, at startup."""
+
+    def build(self, settings: Settings) -> Provider: ...
 
 
 class ProviderRegistry:

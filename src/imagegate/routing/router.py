@@ -1,12 +1,14 @@
 """Choosing the deployment that serves a model.
 
-Today every provider has one deployment, so this is a lookup. Retries, cooldowns and fallbacks
-slot in here later without touching the catalog or the providers.
+Every deployment names its provider and, optionally, the cards it serves (Azure deployments
+serve the ids the user chose); the first that fits is picked. Retries, cooldowns and fallbacks
+slot in here later without touching the catalog or the providers. The router owns the
+deployments' HTTP clients and closes them at shutdown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.core.errors import NotFound
@@ -14,19 +16,32 @@ from imagegate.providers.base import Deployment
 
 
 class Router:
-    def __init__(self, deployments: Mapping[str, Deployment]) -> None:
-        self._by_provider = dict(deployments)
+    def __init__(self, deployments: Iterable[Deployment]) -> None:
+        self._deployments = list(deployments)
+
+    def _candidates(self, card: ModelCard) -> list[Deployment]:
+        return [
+            deployment
+            for deployment in self._deployments
+            if deployment.provider == card.provider
+            and (not deployment.cards or card.id in deployment.cards)
+        ]
 
     def serves(self, card: ModelCard) -> bool:
-        return card.provider in self._by_provider
+        return bool(self._candidates(card))
 
     def pick(self, card: ModelCard) -> Deployment:
-        deployment = self._by_provider.get(card.provider)
-        if deployment is None:
+        candidates = self._candidates(card)
+        if not candidates:
             raise NotFound(
                 f"{card.id} is in the catalog, but its provider {card.provider!r} is not "
                 "configured on this gateway (so /v1/models does not list it).",
                 param="model",
                 code="model_not_available",
             )
-        return deployment
+        return candidates[0]
+
+    async def aclose(self) -> None:
+        for deployment in self._deployments:
+            if deployment.client is not None:
+                await deployment.client.aclose()

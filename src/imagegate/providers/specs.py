@@ -1,0 +1,12 @@
+"""Every provider the gateway knows, as the specs their packages declare.
+
+Adding a provider is adding its package and one line here; ``app.py`` builds what the settings
+turn on.
+"""
+
+from __future__ import annotations
+
+from imagegate.providers.base import ProviderSpec
+from imagegate.providers.local.spec import SPEC as LOCAL
+
+SPECS: tuple[ProviderSpec, ...] = (LOCAL,)
