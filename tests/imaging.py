@@ -63,3 +63,15 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 def is_grey(pixel) -> bool:
     r, g, b = pixel[:3]
     return max(r, g, b) - min(r, g, b) <= 2
+
+
+def halves(width: int = 64, height: int = 48, left=RED, right=BLUE) -> Image.Image:
+    """Left half one colour, right half another: a mirror or a flip shows in any column."""
+    image = Image.new("RGB", (width, height), right)
+    ImageDraw.Draw(image).rectangle((0, 0, width // 2 - 1, height - 1), fill=left)
+    return image
+
+
+def is_close(pixel, expected, tolerance: int = 8) -> bool:
+    """Within ``tolerance`` levels on every channel, as a lossy format keeps a flat colour."""
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], expected, strict=True))

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class Gateway:
         env: Mapping[str, str] | None = None,
         config: Mapping[str, object] | None = None,
         args: tuple[str, ...] = (),
+        command: Sequence[str] = (sys.executable, "-m", "imagegate", "serve"),
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -41,6 +42,7 @@ class Gateway:
             key: value for key, value in os.environ.items() if not key.startswith("IMAGEGATE_")
         }
         self._env.update({"IMAGEGATE_LOG_FORMAT": "json", **(env or {})})
+        self._command = list(command)  # what starts it, e.g. scripts/serve.sh; run in ``tmp``
         self._args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
         if config is not None:
             path = tmp / f"config-{self.port}.yaml"
@@ -51,7 +53,7 @@ class Gateway:
     def start(self, timeout: float = 20.0) -> Gateway:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "imagegate", "serve", *self._args],
+            [*self._command, *self._args],
             env=self._env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -16,7 +16,9 @@ import yaml
 from imagegate.cli import bind_verdict, is_loopback
 from imagegate.config import Settings
 from tests import imaging
-from tests.server import Gateway
+from tests.server import Gateway, free_port
+from tests.support import schema
+from tests.support.requests import post_edit
 
 
 def run_cli(
@@ -97,6 +99,76 @@ def test_missing_or_invalid_config_file(tmp_path: Path) -> None:
     assert listed.returncode == 2 and "mapping" in listed.stderr
 
 
+def test_check_config_refuses_an_unknown_setting_and_names_the_closest(tmp_path: Path) -> None:
+    config = tmp_path / "imagegate.yaml"
+    config.write_text("max_imagez: 3\nIMAGEGATE_WORKERS: 2\n")
+    done = run_cli("check-config", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown settings: max_imagez (did you mean max_images?)" in done.stderr
+    assert "IMAGEGATE_WORKERS (did you mean workers?)" in done.stderr
+    served = run_cli("serve", "--port", str(free_port()), "--config", str(config), cwd=tmp_path)
+    assert served.returncode == 2  # it never started listening: run_cli returned
+    assert "unknown settings: max_imagez (did you mean max_images?)" in served.stderr
+    assert "Traceback" not in done.stderr + served.stderr
+
+
+@pytest.mark.parametrize("where", ["file", "env"])
+def test_a_default_model_not_in_the_catalog_is_refused(tmp_path: Path, where: str) -> None:
+    config = tmp_path / "imagegate.yaml"
+    config.write_text(yaml.safe_dump({"aliases": {"house": "local/pillow"}}))
+    env = {"IMAGEGATE_CONFIG": str(config)}
+    if where == "file":
+        config.write_text(yaml.safe_dump({"default_model": "local/pilow"}))
+    else:
+        env["IMAGEGATE_DEFAULT_MODEL"] = "local/pilow"
+    checked = run_cli("check-config", env=env, cwd=tmp_path)
+    assert checked.returncode == 2
+    assert "default_model 'local/pilow' is not in the catalog (did you mean local/pillow?)" in (
+        checked.stderr
+    )
+    served = run_cli("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
+    assert served.returncode == 2  # it never started listening: run_cli returned
+    assert "default_model 'local/pilow' is not in the catalog" in served.stderr
+    assert "Traceback" not in checked.stderr + served.stderr
+
+
+def test_a_default_model_whose_provider_is_off_is_refused(tmp_path: Path) -> None:
+    env = {"IMAGEGATE_DEFAULT_MODEL": "pillow", "IMAGEGATE_LOCAL_ENGINE": "false"}
+    done = run_cli("check-config", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "is local/pillow, whose provider 'local' is not enabled" in done.stderr
+
+
+def test_unknown_imagegate_environment_names_are_warned_about(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("IMAGEGATE_MASTERKEY=abc\n")
+    env = {"IMAGEGATE_MAX_IMAGEZ": "3", "IMAGEGATE_OPENAI_API_KEY": "sk-x"}
+    done = run_cli("check-config", env=env, cwd=tmp_path)
+    assert done.returncode == 0  # a warning, not a refusal: the environment is shared
+    assert (
+        "warning: IMAGEGATE_MAX_IMAGEZ (in the environment) is not a setting "
+        "(did you mean IMAGEGATE_MAX_IMAGES?); it is ignored"
+    ) in done.stderr
+    assert "IMAGEGATE_MASTERKEY (in .env) is not a setting" in done.stderr
+    assert "did you mean IMAGEGATE_MASTER_KEY?" in done.stderr
+    # A provider key goes by the provider's own name, as its SDK reads it.
+    assert (
+        "IMAGEGATE_OPENAI_API_KEY (in the environment) is not read; this setting is OPENAI_API_KEY"
+    ) in done.stderr
+    assert "sk-x" not in done.stderr
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    quiet = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGES": "3"}, cwd=clean)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
+def test_help_is_plain_text(tmp_path: Path) -> None:
+    done = run_cli("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "``" not in done.stdout and "|" not in done.stdout
+    assert "An OpenAI-compatible image-edit gateway" in done.stdout
+    assert "imagegate serve --config imagegate.yaml" in done.stdout
+
+
 def test_invalid_setting_from_env(tmp_path: Path) -> None:
     done = run_cli("check-config", env={"IMAGEGATE_MAX_IMAGES": "zero"}, cwd=tmp_path)
     assert done.returncode == 2 and "max_images" in done.stderr
@@ -145,11 +217,8 @@ def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
     outcome: dict[str, httpx.Response] = {}
 
     def slow_edit() -> None:
-        outcome["response"] = httpx.post(
-            gateway.base_url + "/v1/images/edits",
-            data={"model": "local/pillow", "prompt": "blur radius 40, then sharpen"},
-            files={"image": ("a.png", big, "image/png")},
-            timeout=60,
+        outcome["response"] = post_edit(
+            gateway.base_url, big, prompt="blur radius 40, then sharpen", timeout=60
         )
 
     worker = threading.Thread(target=slow_edit)
@@ -160,33 +229,23 @@ def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
     # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
     assert code in (0, -signal.SIGTERM)
     assert outcome["response"].status_code == 200
-    assert imaging.decode_b64(outcome["response"].json()["data"][0]["b64_json"]).size == (
-        3000,
-        2000,
-    )
+    body = schema.assert_images_response(outcome["response"].content)
+    assert imaging.decode_b64(body["data"][0]["b64_json"]).size == (3000, 2000)
     assert "Application shutdown complete" in gateway.logs()
 
 
 def test_default_model_setting_serves_sdk_calls_without_a_model(tmp_path: Path) -> None:
     with Gateway(tmp_path, env={"IMAGEGATE_DEFAULT_MODEL": "local/pillow"}) as gateway:
-        response = httpx.post(
-            gateway.base_url + "/v1/images/edits",
-            data={"prompt": "invert"},
-            files={"image": ("a.png", imaging.png(), "image/png")},
-            timeout=30,
-        )
-    assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+        response = post_edit(gateway.base_url, imaging.png(), prompt="invert", model=None)
+    assert response.status_code == 200
+    assert schema.assert_images_response(response.content)["model"] == "local/pillow"
 
 
 def test_several_workers_serve_with_the_config_file(tmp_path: Path) -> None:
     config = {"aliases": {"house": "local/pillow"}}
     with Gateway(tmp_path, config=config, args=("--workers", "2")) as gateway:
         for _ in range(4):
-            response = httpx.post(
-                gateway.base_url + "/v1/images/edits",
-                data={"model": "house", "prompt": "invert"},
-                files={"image": ("a.png", imaging.png(), "image/png")},
-                timeout=30,
-            )
-            assert response.status_code == 200 and response.json()["model"] == "local/pillow"
+            response = post_edit(gateway.base_url, imaging.png(), prompt="invert", model="house")
+            assert response.status_code == 200
+            assert schema.assert_images_response(response.content)["model"] == "local/pillow"
     assert gateway.logs().count("Started server process") >= 2

@@ -23,9 +23,8 @@ from imagegate.providers.base import (
 )
 from imagegate.routing.router import Router
 from imagegate.service import EditService
-from imagegate.wire.body import check_image
-from imagegate.wire.limits import WireLimits
 from tests import imaging
+from tests.support.requests import edit_request
 
 CARD = {
     "id": "scripted/model",
@@ -88,14 +87,7 @@ def service(provider: Scripted, timeout: float = 5.0) -> EditService:
 
 
 def request(n: int = 1, images: int = 1, **output: object) -> EditRequest:
-    image = check_image(imaging.png(), "image[0]", None, WireLimits())
-    return EditRequest(
-        model="scripted/model",
-        prompt="p",
-        images=(image,) * images,
-        n=n,
-        output=OutputOptions(**output),
-    )
+    return edit_request("scripted/model", n=n, images=images, output=OutputOptions(**output))
 
 
 def run(svc: EditService, req: EditRequest) -> EditResult:

@@ -14,8 +14,8 @@ from imagegate import __version__
 from imagegate.api import edits, health, models
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
-from imagegate.catalog.catalog import Catalog, load_shipped_entries
-from imagegate.config import Settings
+from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
+from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.specs import SPECS
@@ -29,7 +29,29 @@ def build_catalog(settings: Settings) -> Catalog:
     """Every provider's cards, served or not (so a config is checked whole), and the user's."""
     shipped = [entry for spec in SPECS for entry in spec.cards(settings)]
     shipped += load_shipped_entries()
-    return Catalog.build(settings.models, settings.aliases, shipped=shipped)
+    catalog = Catalog.build(settings.models, settings.aliases, shipped=shipped)
+    _check_default_model(settings, catalog)
+    return catalog
+
+
+def _check_default_model(settings: Settings, catalog: Catalog) -> None:
+    """A default model must be one this gateway serves, or every request without one fails."""
+    name = settings.default_model
+    if name is None:
+        return
+    card = catalog.find(name)
+    if card is None:
+        ids = [model.id for model in catalog.cards()]
+        names = ids + [alias for model_id in ids for alias in catalog.aliases_of(model_id)]
+        raise CatalogError(
+            f"default_model {name!r} is not in the catalog{did_you_mean(name, names)}; "
+            "`imagegate models` lists the models this configuration serves"
+        )
+    if card.provider not in enabled_providers(settings):
+        raise CatalogError(
+            f"default_model {name!r} is {card.id}, whose provider {card.provider!r} is not "
+            "enabled on this gateway"
+        )
 
 
 def enabled_providers(settings: Settings) -> set[str]:

@@ -15,10 +15,22 @@ from pydantic import ValidationError
 
 from imagegate import __version__
 from imagegate.catalog.catalog import CatalogError
-from imagegate.config import ENV_PREFIX, ConfigFileError, Settings
+from imagegate.config import ENV_PREFIX, ConfigFileError, Settings, unknown_env_names
 from imagegate.logs import setup_logging
 
 log = logging.getLogger("imagegate")
+
+DESCRIPTION = "An OpenAI-compatible image-edit gateway: POST /v1/images/edits for many providers."
+EPILOG = """\
+examples:
+  imagegate serve                              serve on http://127.0.0.1:8000
+  imagegate serve --config imagegate.yaml      with settings, models and aliases from a file
+  imagegate models                             the models this configuration serves
+  imagegate check-config --config imagegate.yaml
+
+Settings come from the flags, IMAGEGATE_* environment variables, a .env file in the working
+directory, then the config file (.env.example lists them). 'imagegate COMMAND --help' tells more.
+"""
 
 
 def is_loopback(host: str) -> bool:
@@ -38,7 +50,12 @@ def bind_verdict(settings: Settings) -> Literal["ok", "warn", "refuse"]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imagegate", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="imagegate",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"imagegate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -87,8 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fake_upstream(args.provider, args.port, args.key)
     try:
         settings = _settings(args)
+        warnings = unknown_env_names()
         if args.command == "serve":
-            return _serve(settings, args)
+            return _serve(settings, args, warnings)
+        for warning in warnings:
+            print(f"imagegate: warning: {warning}", file=sys.stderr)
         if args.command == "models":
             return _models(settings, as_json=args.json)
         return _check(settings)
@@ -121,12 +141,14 @@ def _fake_upstream(provider: str, port: int, key: str) -> int:
             return 0
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
+def _serve(settings: Settings, args: argparse.Namespace, warnings: Sequence[str]) -> int:
     import uvicorn
 
     from imagegate.app import create_app
 
     setup_logging(settings.log_level, settings.log_format)
+    for warning in warnings:
+        log.warning(warning)
     verdict = bind_verdict(settings)
     if verdict == "refuse":
         print(

@@ -8,12 +8,15 @@ settings (lower case, without the prefix) plus ``models`` and ``aliases`` for th
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -36,7 +39,13 @@ def provider_env(name: str) -> AliasChoices:
 
 
 class ConfigFileError(ValueError):
-    """The config file is missing, unreadable or not a mapping."""
+    """The config file is missing, unreadable, not a mapping, or names a setting that is not."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -61,6 +70,16 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
         self._values = read_config_file(path) if path else {}
+        known = sorted(set(settings_cls.model_fields) - {"config"})
+        unknown = [str(key) for key in self._values if key not in known]
+        if unknown:
+            # A typo would otherwise be ignored and the default used without a word.
+            names = ", ".join(f"{key}{did_you_mean(_normalized(key), known)}" for key in unknown)
+            raise ConfigFileError(
+                f"the config file {path} has unknown settings: {names}. It takes the "
+                "settings in lower case without IMAGEGATE_ (see .env.example), plus models "
+                "and aliases."
+            )
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
@@ -236,6 +255,47 @@ class Settings(BaseSettings):
     @property
     def auth_required(self) -> bool:
         return self.master_key is not None
+
+
+def _normalized(key: str) -> str:
+    """``IMAGEGATE_MAX-IMAGES`` and ``max-images`` are both near ``max_images``."""
+    key = key.lower().replace("-", "_")
+    return key.removeprefix(ENV_PREFIX.lower())
+
+
+def unknown_env_names(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> list[str]:
+    """``IMAGEGATE_*`` names in the environment or ``.env`` that are no setting, as warnings.
+
+    Only warnings: the environment is shared with other tools (an orchestrator may well set
+    IMAGEGATE_SERVICE_HOST for a service named imagegate), so it is not ours to refuse.
+    """
+    known = {"IMAGEGATE_IMAGE", "IMAGEGATE_HTTP_PORT"}  # docker/compose.yaml's own variables
+    read_as: dict[str, str] = {}  # provider settings: read under the provider's own name
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            read_as[ENV_PREFIX + name.upper()] = alias.choices[0]
+        else:
+            known.add(ENV_PREFIX + name.upper())
+    sources: list[tuple[str, Iterable[str]]] = [
+        ("the environment", (os.environ if environ is None else environ).keys())
+    ]
+    if env_file is not None and env_file.is_file():
+        sources.append((str(env_file), dotenv_values(env_file).keys()))
+    warnings = []
+    for where, names in sources:
+        for name in names:
+            upper = name.upper()
+            if upper in read_as:
+                warnings.append(
+                    f"{name} (in {where}) is not read; this setting is {read_as[upper]}"
+                )
+            elif upper.startswith(ENV_PREFIX) and upper not in known:
+                hint = did_you_mean(upper.replace("-", "_"), sorted(known))
+                warnings.append(f"{name} (in {where}) is not a setting{hint}; it is ignored")
+    return warnings
 
 
 def _config_path(*sources: dict[str, Any]) -> Path | None:

@@ -16,6 +16,8 @@ from PIL import Image
 
 from tests import imaging
 from tests.server import Gateway
+from tests.support import schema
+from tests.support.envelope import error_of
 
 SPILL = 1 << 20
 
@@ -65,7 +67,8 @@ def test_a_large_upload_is_held_on_disk_not_in_memory(bounded: Gateway) -> None:
         files={"image": ("big.png", big, "image/png")},
     )
     assert response.status_code == 200, response.text
-    out = imaging.decode_b64(response.json()["data"][0]["b64_json"]).convert("RGB")
+    doc = schema.assert_images_response(response.content)
+    out = imaging.decode_b64(doc["data"][0]["b64_json"]).convert("RGB")
     source = imaging.decode(big)
     assert out.size == source.size
     assert out.getpixel((5, 5)) == tuple(255 - c for c in source.getpixel((5, 5)))
@@ -86,7 +89,8 @@ def test_a_large_data_url_is_decoded_to_disk_as_it_arrives(bounded: Gateway) -> 
         headers={"content-type": "application/json", "x-request-id": "req_spill_json"},
     )
     assert response.status_code == 200, response.text
-    assert imaging.decode_b64(response.json()["data"][0]["b64_json"]).size == (1000, 850)
+    doc = schema.assert_images_response(response.content)
+    assert imaging.decode_b64(doc["data"][0]["b64_json"]).size == (1000, 850)
     # Neither the 3.4 MB of base64 text nor the decoded image were held in memory.
     assert _held_bytes(bounded, "req_spill_json") <= SPILL + 64 * 1024
 
@@ -97,10 +101,8 @@ def test_over_the_inflight_cap_is_503_with_retry_after_and_then_serves(bounded: 
     response = _edit(
         bounded, "req_busy", data={"model": "local/pillow", "prompt": "grid"}, files=parts
     )
-    assert response.status_code == 503, response.text
+    error = error_of(response, 503, request_id="req_busy")
     assert response.headers["retry-after"].isdigit()
-    assert response.headers["x-request-id"] == "req_busy"
-    error = response.json()["error"]
     assert error["code"] == "server_busy" and "IMAGEGATE_MAX_INFLIGHT_BYTES" in error["message"]
     # What it held was given back: the same gateway takes the next request.
     ok = _edit(
@@ -110,6 +112,7 @@ def test_over_the_inflight_cap_is_503_with_retry_after_and_then_serves(bounded: 
         files=parts[:2],
     )
     assert ok.status_code == 200, ok.text
+    schema.assert_images_response(ok.content)
 
 
 def _raw_upload(gateway: Gateway, declared: int, send: Iterator[bytes]) -> tuple[bytes, float]:
@@ -180,7 +183,7 @@ def test_a_large_answer_is_sent_in_pieces_with_its_length(gateway: Gateway) -> N
     )
     assert response.status_code == 200, response.text
     assert int(response.headers["content-length"]) == len(response.content) > 2 << 20
-    body = response.json()
+    body = schema.assert_images_response(response.content)
     assert body["size"] == "700x700"
     first, second = (base64.b64decode(item["b64_json"]) for item in body["data"])
     assert first == second
@@ -196,8 +199,7 @@ def test_a_data_url_in_another_field_is_refused(gateway: Gateway) -> None:
         "images": [{"image_url": imaging.data_url(imaging.png())}],
     }
     response = httpx.post(gateway.base_url + "/v1/images/edits", json=doc, timeout=30)
-    assert response.status_code == 400
-    error = response.json()["error"]
+    error = error_of(response, 400)
     assert error["param"] == "prompt" and "data URL" in error["message"]
 
 
@@ -208,6 +210,7 @@ def test_an_edit_whose_client_has_gone_stops(gateway: Gateway) -> None:
     form = {"model": "local/pillow", "prompt": "blur radius 30, sharpen, emboss, find edges"}
     full = _edit(gateway, "req_full_render", data=form, files={"image": ("a.png", source)})
     assert full.status_code == 200, full.text
+    schema.assert_images_response(full.content)
     full_ms = _log_line(gateway, "req_full_render")["latency_ms"]
 
     with pytest.raises(httpx.ReadTimeout):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import shutil
+import re
 import socket
 import subprocess
 import time
@@ -11,36 +11,30 @@ from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 
 from tests import imaging
+from tests.api.conftest import MASTER_KEY
 from tests.imaging import BLUE, RED
 from tests.server import Gateway
+from tests.support import schema, tools
+from tests.support.envelope import error_of
+from tests.support.requests import post_edit
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-
-
-def _envelope(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert response.headers["x-request-id"]
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code", "origin"}
-    return body["error"]
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _curl(gateway: Gateway, *args: str) -> dict:
+    """An edit sent with curl; its 200 body checked against OpenAI's ImagesResponse."""
+    tools.require("curl")
     done = subprocess.run(
         ["curl", "-sS", "--fail-with-body", f"{gateway.base_url}/v1/images/edits", *args],
         capture_output=True,
         check=True,
         timeout=60,
     )
-    return orjson.loads(done.stdout)
+    return schema.assert_images_response(done.stdout)
 
 
-@needs_curl
 def test_curl_image_list(gateway: Gateway, tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(imaging.png(40, 30, background=RED))
     (tmp_path / "b.png").write_bytes(imaging.png(40, 30, background=BLUE))
@@ -60,7 +54,6 @@ def test_curl_image_list(gateway: Gateway, tmp_path: Path) -> None:
     assert out.getpixel((0, 0)) == RED and out.getpixel((79, 0)) == BLUE
 
 
-@needs_curl
 def test_curl_single_image_and_repeated_image(gateway: Gateway, tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     path.write_bytes(imaging.png())
@@ -84,7 +77,6 @@ def test_curl_single_image_and_repeated_image(gateway: Gateway, tmp_path: Path) 
     assert imaging.decode_b64(repeated["data"][0]["b64_json"]).size == (64, 96)
 
 
-@needs_curl
 def test_curl_json_body(gateway: Gateway) -> None:
     doc = {
         "model": "local/pillow",
@@ -112,14 +104,15 @@ def test_json_body_with_mask_and_stream(gateway: Gateway) -> None:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["x-request-id"]
+        assert response.headers["x-imagegate-provider"] == "local"  # as a JSON answer has it
         text = response.read().decode()
     assert "[DONE]" not in text
-    frames = [frame for frame in text.split("\n\n") if frame.strip()]
-    events = [frame for frame in frames if not frame.startswith(":")]
-    names = [frame.split("\n")[0] for frame in events]
-    assert names == ["event: image_edit.partial_image", "event: image_edit.completed"]
-    done = orjson.loads(events[-1].split("\n")[1][len("data: ") :])
-    out = imaging.decode_b64(done["b64_json"]).convert("RGB")
+    events = schema.assert_stream(text)
+    assert [event.name for event in events] == [
+        "image_edit.partial_image",
+        "image_edit.completed",
+    ]
+    out = imaging.decode_b64(events[-1].data["b64_json"]).convert("RGB")
     assert out.getpixel((1, 1)) == tuple(255 - c for c in RED)  # masked-in: edited
     assert out.getpixel((62, 1)) == RED  # masked-out: untouched
 
@@ -156,14 +149,14 @@ def test_models_endpoint_describes_capabilities(gateway: Gateway) -> None:
 
 
 def test_unknown_path_and_method(gateway: Gateway) -> None:
-    err = _envelope(httpx.get(gateway.base_url + "/v1/nothing"), 404)
+    err = error_of(httpx.get(gateway.base_url + "/v1/nothing"), 404)
     assert "/v1/nothing" in err["message"]
-    err = _envelope(httpx.get(gateway.base_url + "/v1/images/edits"), 405)
+    err = error_of(httpx.get(gateway.base_url + "/v1/images/edits"), 405)
     assert err["type"] == "invalid_request_error"
 
 
 def test_unknown_model_by_path(gateway: Gateway) -> None:
-    err = _envelope(httpx.get(gateway.base_url + "/v1/models/acme/none"), 404)
+    err = error_of(httpx.get(gateway.base_url + "/v1/models/acme/none"), 404)
     assert err["code"] == "model_not_found"
 
 
@@ -171,7 +164,7 @@ def test_wrong_content_type(gateway: Gateway) -> None:
     response = httpx.post(
         gateway.base_url + "/v1/images/edits", data={"model": "local/pillow", "prompt": "x"}
     )
-    err = _envelope(response, 415)
+    err = error_of(response, 415)
     assert "multipart/form-data" in err["message"]
 
 
@@ -180,7 +173,7 @@ def test_declared_body_over_the_limit_is_refused_before_reading(team_gateway: Ga
     # httpx will not send a lying Content-Length, so speak HTTP on a socket.
     head = (
         f"POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        "Authorization: Bearer sk-test-master-0123456789\r\n"
+        f"Authorization: Bearer {MASTER_KEY}\r\n"
         "Content-Type: multipart/form-data; boundary=x\r\n"
         f"Content-Length: {200 * 1_048_576}\r\nConnection: close\r\n\r\n"
     )
@@ -197,8 +190,10 @@ def test_declared_body_over_the_limit_is_refused_before_reading(team_gateway: Ga
 
 
 def test_client_that_disconnects_mid_upload_costs_nothing(gateway: Gateway) -> None:
+    request_id = "disconnect-mid-upload-1"
     head = (
         "POST /v1/images/edits HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"X-Request-ID: {request_id}\r\n"
         "Content-Type: multipart/form-data; boundary=x\r\n"
         "Content-Length: 5000000\r\n\r\n"
     )
@@ -207,11 +202,13 @@ def test_client_that_disconnects_mid_upload_costs_nothing(gateway: Gateway) -> N
             head.encode() + b'--x\r\nContent-Disposition: form-data; name="image"; '
             b'filename="a.png"\r\n\r\n' + imaging.png()[:100]
         )
-    deadline = time.monotonic() + 10
-    while '"status":499' not in gateway.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert '"status":499' in gateway.logs()
-    assert "unhandled error" not in gateway.logs()
+    (line,) = gateway.log_lines(
+        lambda line: line.get("request_id") == request_id and line.get("msg") == "request",
+        timeout=10,
+    )
+    assert line["status"] == 499  # logged as nginx does: the client closed the request
+    ours = gateway.log_lines(lambda line: line.get("request_id") == request_id, timeout=0)
+    assert [entry["msg"] for entry in ours] == ["request"]  # no "unhandled error" beside it
     assert httpx.get(gateway.base_url + "/healthz").status_code == 200
 
 
@@ -220,10 +217,10 @@ def test_missing_fields_are_400_never_422(gateway: Gateway) -> None:
         gateway.base_url + "/v1/images/edits",
         files={"image": ("a.png", imaging.png(), "image/png")},
     )
-    err = _envelope(response, 400)
+    err = error_of(response, 400)
     assert err["param"] == "model"
     response = httpx.post(gateway.base_url + "/v1/images/edits", json={"model": "local/pillow"})
-    assert _envelope(response, 400)["param"] == "prompt"
+    assert error_of(response, 400)["param"] == "prompt"
 
 
 def test_healthz_and_readyz(gateway: Gateway) -> None:
@@ -234,12 +231,45 @@ def test_healthz_and_readyz(gateway: Gateway) -> None:
 
 def test_health_needs_no_key_but_v1_does(team_gateway: Gateway) -> None:
     assert httpx.get(team_gateway.base_url + "/healthz").status_code == 200
-    err = _envelope(httpx.get(team_gateway.base_url + "/v1/models"), 401)
+    err = error_of(httpx.get(team_gateway.base_url + "/v1/models"), 401)
     assert err["code"] == "missing_api_key" and "Bearer" in err["message"]
-    err = _envelope(
+    err = error_of(
         httpx.get(team_gateway.base_url + "/v1/models", headers={"authorization": "Basic abc"}), 401
     )
     assert err["code"] == "invalid_api_key"
+
+
+def test_the_key_comes_before_not_found_under_v1(team_gateway: Gateway) -> None:
+    base = team_gateway.base_url
+    wrong = {"authorization": "Bearer not-the-key"}
+    right = {"authorization": f"Bearer {MASTER_KEY}"}
+    for method, path in [
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/images/generations"),
+        ("GET", "/v1/images/edits"),  # a known path, the wrong method
+        ("GET", "/v1"),
+    ]:
+        missing = error_of(httpx.request(method, base + path), 401)
+        assert missing["code"] == "missing_api_key", (method, path)
+        assert error_of(httpx.request(method, base + path, headers=wrong), 401)["code"] == (
+            "invalid_api_key"
+        )
+    # With the key, the path's own answer.
+    assert "/v1/nothing" in error_of(httpx.get(base + "/v1/nothing", headers=right), 404)["message"]
+    error_of(httpx.get(base + "/v1/images/edits", headers=right), 405)
+    # Outside /v1 there is nothing to protect: an unknown path is a 404 with or without a key.
+    assert error_of(httpx.get(base + "/nothing"), 404)["code"] == "unknown_url"
+    assert httpx.get(base + "/readyz").status_code == 200
+
+
+def test_the_readme_error_example_is_what_the_gateway_says(gateway: Gateway) -> None:
+    readme = README.read_text()
+    block = re.search(r"```json\n(\{\"error\".*?)\n```", readme, re.S)
+    assert block, "the README has no error example"
+    documented = orjson.loads(block.group(1))["error"]
+    assert "17 images in one request get" in readme  # what the example says it shows
+    response = post_edit(gateway.base_url, *[imaging.png(8, 8)] * 17, prompt="side by side")
+    assert error_of(response, 400) == documented
 
 
 def test_openapi_document_describes_the_edit_body(gateway: Gateway) -> None:
@@ -251,13 +281,9 @@ def test_openapi_document_describes_the_edit_body(gateway: Gateway) -> None:
 
 def test_logs_carry_no_image_bytes_or_keys(team_gateway: Gateway) -> None:
     png = imaging.png()
-    response = httpx.post(
-        team_gateway.base_url + "/v1/images/edits",
-        headers={"authorization": "Bearer sk-test-master-0123456789", "x-request-id": "log-1"},
-        data={"model": "local/pillow", "prompt": "invert"},
-        files={"image": ("a.png", png, "image/png")},
-        timeout=30,
-    )
+    headers = {"authorization": f"Bearer {MASTER_KEY}", "x-request-id": "log-1"}
+    response = post_edit(team_gateway.base_url, png, prompt="invert", headers=headers)
+    b64 = schema.assert_images_response(response.content)["data"][0]["b64_json"]
     (line,) = team_gateway.log_lines(lambda line: line.get("request_id") == "log-1")
     assert line["path"] == "/v1/images/edits" and line["status"] == 200
     assert line["model"] == "local/pillow" and line["provider"] == "local"
@@ -265,7 +291,7 @@ def test_logs_carry_no_image_bytes_or_keys(team_gateway: Gateway) -> None:
     logs = team_gateway.logs()
     assert "sk-test-master" not in logs
     assert base64.b64encode(png).decode()[:40] not in logs
-    assert response.json()["data"][0]["b64_json"][:40] not in logs
+    assert b64[:40] not in logs
     assert "color_message" not in logs
 
 
@@ -273,6 +299,7 @@ def test_stream_sends_keepalive_comments_while_the_engine_works(tmp_path: Path) 
     big = imaging.encode(imaging.picture(2400, 1600), "PNG")
     with Gateway(tmp_path, env={"IMAGEGATE_STREAM_KEEPALIVE_SECONDS": "0.1"}) as gateway:
         arrivals: list[tuple[float, str]] = []
+        lines: list[str] = []
         started = time.monotonic()
         with httpx.stream(
             "POST",
@@ -283,8 +310,10 @@ def test_stream_sends_keepalive_comments_while_the_engine_works(tmp_path: Path) 
         ) as response:
             assert response.status_code == 200
             for line in response.iter_lines():
+                lines.append(line)
                 if line:
                     arrivals.append((time.monotonic() - started, line[:40]))
+    schema.assert_stream("\n".join(lines) + "\n")
     keepalives = [at for at, line in arrivals if line == ": keepalive"]
     (done_at,) = [at for at, line in arrivals if line == "event: image_edit.completed"]
     assert keepalives and keepalives[0] < done_at  # comments arrived while the edit ran

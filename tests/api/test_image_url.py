@@ -8,10 +8,6 @@ ever connecting to it. Nothing in this module talks to anything but 127.0.0.1.
 
 from __future__ import annotations
 
-import http.server
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,99 +19,22 @@ from openai import OpenAI
 from tests import imaging
 from tests.imaging import GREEN, RED
 from tests.server import Gateway
+from tests.support import schema
+from tests.support.envelope import error_of
+from tests.support.imageserver import ImageServer
+from tests.support.requests import edit_json
 
-CAT = imaging.png()  # 64x48, red with a green box
-PAGES: dict[str, tuple[int, bytes, str]] = {
-    "/cat.png": (200, CAT, "image/png"),
+PAGES = {
     # Declared as an image: the bytes are sniffed, never the Content-Type.
     "/page.html": (200, b"<!doctype html><html><body>not a cat</body></html>", "image/png"),
     "/notes.txt": (200, b"just some words about a cat\n", "text/plain"),
-    "/missing.png": (404, b"not found", "text/plain"),
 }
-ENVELOPE_KEYS = {"message", "type", "param", "code", "origin"}
-
-
-# --- only 127.0.0.1 -------------------------------------------------------------------------
-
-_real_connect = socket.socket.connect
-
-
-def _loopback_connect(self: socket.socket, address: Any) -> None:
-    if self.family != socket.AF_UNIX and address[0] not in ("127.0.0.1", "::ffff:127.0.0.1"):
-        raise AssertionError(f"a test tried to connect to {address!r}; only 127.0.0.1 is allowed")
-    _real_connect(self, address)
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket.socket, "connect", _loopback_connect)
-
-
-# --- the image server -----------------------------------------------------------------------
-
-
-class ImageServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.seen: list[tuple[str, str]] = []  # (path, Host header)
-        self.connections = 0
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        with self.lock:
-            self.connections += 1
-        return True
-
-    def paths(self) -> list[str]:
-        with self.lock:
-            return [path for path, _host in self.seen]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: ImageServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.seen.append((self.path, self.headers.get("Host", "")))
-        if self.path.startswith("/hop"):
-            self.send_response(302)
-            self.send_header("Location", "/cat.png")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        status, body, content_type = PAGES.get(self.path.split("?", 1)[0], PAGES["/missing.png"])
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
 def images() -> Iterator[ImageServer]:
-    server = ImageServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    with ImageServer(PAGES) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -139,30 +58,8 @@ def web() -> Iterator[httpx.Client]:
         yield client
 
 
-def edit_body(*urls: str, prompt: str = "invert") -> dict[str, Any]:
-    return {
-        "model": "local/pillow",
-        "prompt": prompt,
-        "images": [{"image_url": url} for url in urls],
-    }
-
-
 def post_edit(web: httpx.Client, gateway: Gateway, body: dict[str, Any]) -> httpx.Response:
     return web.post(gateway.base_url + "/v1/images/edits", json=body)
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The OpenAI error envelope, exactly, with the request id header."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    assert response.headers.get("x-request-id", "").startswith("req_")
-    doc = response.json()
-    assert set(doc) == {"error"}
-    error: dict[str, Any] = doc["error"]
-    assert set(error) == ENVELOPE_KEYS
-    assert isinstance(error["message"], str) and error["message"]
-    assert error["origin"] == "gateway"
-    return error
 
 
 def assert_inverted(b64: str) -> None:
@@ -179,11 +76,11 @@ def test_a_json_edit_fetches_the_image_url_and_inverts_it(
     web: httpx.Client, open_gateway: Gateway, images: ImageServer
 ) -> None:
     url = images.url("/cat.png?a=1")
-    response = post_edit(web, open_gateway, edit_body(url))
+    response = post_edit(web, open_gateway, edit_json(url))
 
     assert response.status_code == 200, response.text
     assert response.headers.get("x-request-id", "").startswith("req_")
-    doc = response.json()
+    doc = schema.assert_images_response(response.content)
     assert doc["model"] == "local/pillow"
     assert len(doc["data"]) == 1
     assert_inverted(doc["data"][0]["b64_json"])
@@ -193,7 +90,13 @@ def test_a_json_edit_fetches_the_image_url_and_inverts_it(
 def test_the_openai_sdk_posts_the_same_json_edit(
     open_gateway: Gateway, images: ImageServer
 ) -> None:
-    with openai.DefaultHttpxClient(trust_env=False) as transport:
+    bodies: list[bytes] = []
+
+    def keep(response: httpx.Response) -> None:  # the raw body the SDK then parses
+        bodies.append(response.read())
+
+    hooks = {"response": [keep]}
+    with openai.DefaultHttpxClient(trust_env=False, event_hooks=hooks) as transport:
         client = OpenAI(
             base_url=open_gateway.base_url + "/v1",
             api_key="unused",
@@ -202,9 +105,11 @@ def test_the_openai_sdk_posts_the_same_json_edit(
         )
         result = client.post(
             "/images/edits",
-            body=edit_body(images.url("/cat.png?sdk=1")),
+            body=edit_json(images.url("/cat.png?sdk=1")),
             cast_to=openai.types.ImagesResponse,
         )
+    (body,) = bodies
+    schema.assert_images_response(body)
     assert isinstance(result, openai.types.ImagesResponse)
     assert result.data and result.data[0].b64_json
     assert_inverted(result.data[0].b64_json)
@@ -214,11 +119,11 @@ def test_the_openai_sdk_posts_the_same_json_edit(
 def test_the_chat_style_image_url_object_and_a_redirect_are_followed(
     web: httpx.Client, open_gateway: Gateway, images: ImageServer
 ) -> None:
-    body = edit_body()
+    body = edit_json()
     body["images"] = [{"image_url": {"url": images.url("/hop?chat=1")}}]
     response = post_edit(web, open_gateway, body)
     assert response.status_code == 200, response.text
-    assert_inverted(response.json()["data"][0]["b64_json"])
+    assert_inverted(schema.assert_images_response(response.content)["data"][0]["b64_json"])
     paths = images.paths()
     assert paths.index("/hop?chat=1") < len(paths) - 1 and paths[-1] == "/cat.png"
 
@@ -227,8 +132,9 @@ def test_a_decimal_spelling_of_127_0_0_1_is_judged_as_127_0_0_1(
     web: httpx.Client, open_gateway: Gateway, images: ImageServer
 ) -> None:
     # The gateway resolves 2130706433 to 127.0.0.1 (inet_aton; no DNS) and opens it: allowed.
-    response = post_edit(web, open_gateway, edit_body(images.url("/cat.png?dec=1", "2130706433")))
+    response = post_edit(web, open_gateway, edit_json(images.url("/cat.png?dec=1", "2130706433")))
     assert response.status_code == 200, response.text
+    assert_inverted(schema.assert_images_response(response.content)["data"][0]["b64_json"])
     assert ("/cat.png?dec=1", f"2130706433:{images.port}") in images.seen
 
 
@@ -236,7 +142,7 @@ def test_a_decimal_spelling_of_127_0_0_1_is_judged_as_127_0_0_1(
 def test_a_url_serving_text_is_refused_as_not_an_image(
     web: httpx.Client, open_gateway: Gateway, images: ImageServer, path: str
 ) -> None:
-    response = post_edit(web, open_gateway, edit_body(images.url(path)))
+    response = post_edit(web, open_gateway, edit_json(images.url(path)))
     error = error_of(response, 400)
     assert error["type"] == "invalid_request_error"
     assert error["code"] == "unsupported_image_format"
@@ -247,7 +153,7 @@ def test_a_url_serving_text_is_refused_as_not_an_image(
 def test_a_url_answering_404_is_refused(
     web: httpx.Client, open_gateway: Gateway, images: ImageServer
 ) -> None:
-    response = post_edit(web, open_gateway, edit_body(images.url("/missing.png")))
+    response = post_edit(web, open_gateway, edit_json(images.url("/missing.png")))
     error = error_of(response, 400)
     assert error["code"] == "image_url_failed"
     assert "HTTP 404" in error["message"]
@@ -260,7 +166,7 @@ def test_a_bad_url_is_refused_before_fetching(
         ("file:///etc/passwd", "invalid_image_url"),
         (f"http://user:pw@127.0.0.1:{images.port}/cat.png", "invalid_image_url"),
     ]:
-        error = error_of(post_edit(web, open_gateway, edit_body(url)), 400)
+        error = error_of(post_edit(web, open_gateway, edit_json(url)), 400)
         assert error["code"] == code
         assert error["param"] == "images[0].image_url"
 
@@ -274,7 +180,7 @@ def test_without_the_allow_list_loopback_is_refused_unfetched(
 ) -> None:
     connections = images.connections
     marker = f"/cat.png?closed={host}"
-    response = post_edit(web, closed_gateway, edit_body(images.url(marker, host)))
+    response = post_edit(web, closed_gateway, edit_json(images.url(marker, host)))
     error = error_of(response, 400)
     assert error["type"] == "invalid_request_error"
     assert error["code"] == "image_url_forbidden"
@@ -297,7 +203,7 @@ def test_the_sdk_sees_the_refusal_as_a_bad_request(
         with pytest.raises(openai.BadRequestError) as info:
             client.post(
                 "/images/edits",
-                body=edit_body(images.url("/cat.png?sdk-closed=1")),
+                body=edit_json(images.url("/cat.png?sdk-closed=1")),
                 cast_to=openai.types.ImagesResponse,
             )
     assert info.value.status_code == 400
@@ -309,11 +215,8 @@ def test_the_sdk_sees_the_refusal_as_a_bad_request(
 def test_the_gateway_logs_the_refusal_code(
     web: httpx.Client, closed_gateway: Gateway, images: ImageServer
 ) -> None:
-    response = post_edit(web, closed_gateway, edit_body(images.url("/cat.png?log=1")))
+    response = post_edit(web, closed_gateway, edit_json(images.url("/cat.png?log=1")))
     assert error_of(response, 400)["code"] == "image_url_forbidden"
     request_id = response.headers["x-request-id"]
-    deadline = time.monotonic() + 5
-    while request_id not in closed_gateway.logs() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (line,) = [line for line in closed_gateway.logs().splitlines() if request_id in line]
-    assert "image_url_forbidden" in line
+    (line,) = closed_gateway.log_lines(lambda line: line.get("request_id") == request_id)
+    assert line["status"] == 400 and line["error_code"] == "image_url_forbidden"

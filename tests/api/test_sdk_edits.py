@@ -12,12 +12,15 @@ from openai import OpenAI
 from tests import imaging
 from tests.imaging import BLUE, GREEN, RED
 from tests.server import Gateway
+from tests.support import schema, sdk
+
+GREY = (128, 128, 128)
 
 
 def test_single_image_grayscale_is_a_real_edit(client: OpenAI) -> None:
     source = imaging.png()
-    result = client.images.edit(
-        model="local/pillow", image=("cat.png", source), prompt="make it grayscale"
+    result = sdk.edit(
+        client, model="local/pillow", image=("cat.png", source), prompt="make it grayscale"
     )
 
     assert result.data is not None and result.data[0].b64_json
@@ -31,6 +34,8 @@ def test_single_image_grayscale_is_a_real_edit(client: OpenAI) -> None:
     assert result.size == "64x48"
     assert result.output_format == "png"
     assert result.usage is not None
+    assert result.usage.total_tokens == 0  # none counted, and still there for strict clients
+    assert result.usage.input_tokens_details.image_tokens == 0
     assert result.usage.model_extra is not None
     assert result.usage.model_extra["cost"]["total_cost"] == 0.0
 
@@ -39,7 +44,7 @@ def test_open_file_handle_as_in_the_readme(client: OpenAI, tmp_path: Path) -> No
     path = tmp_path / "cat.png"
     path.write_bytes(imaging.png())
     with path.open("rb") as handle:
-        result = client.images.edit(model="local/pillow", image=handle, prompt="invert it")
+        result = sdk.edit(client, model="local/pillow", image=handle, prompt="invert it")
     assert result.data
     out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
     assert out.getpixel((2, 2)) == tuple(255 - c for c in RED)
@@ -47,24 +52,37 @@ def test_open_file_handle_as_in_the_readme(client: OpenAI, tmp_path: Path) -> No
 
 def test_bytes_without_filename(client: OpenAI) -> None:
     # The SDK sends bare bytes as filename "upload" with application/octet-stream.
-    result = client.images.edit(model="local/pillow", image=imaging.jpeg(), prompt="mirror it")
+    source = imaging.encode(imaging.halves(64, 48, left=RED, right=BLUE), "JPEG", quality=95)
+    result = sdk.edit(client, model="local/pillow", image=source, prompt="mirror it")
     assert result.data
-    out = imaging.decode_b64(result.data[0].b64_json or "")
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
+    src = imaging.decode(source).convert("RGB")
     assert out.size == (64, 48)
+    # Mirrored: the output's left column is the input's right column (JPEG: within a few levels).
+    for y in range(48):
+        assert imaging.is_close(out.getpixel((0, y)), src.getpixel((63, y)), tolerance=6), y
+    assert imaging.is_close(out.getpixel((0, 24)), BLUE)
+    assert imaging.is_close(out.getpixel((63, 24)), RED)
 
 
 def test_path_upload(client: OpenAI, tmp_path: Path) -> None:
     path = tmp_path / "photo.webp"
-    path.write_bytes(imaging.webp())
-    result = client.images.edit(model="pillow", image=path, prompt="sepia")
+    path.write_bytes(imaging.webp(background=GREY, box=(60, 60, 60)))
+    result = sdk.edit(client, model="pillow", image=path, prompt="sepia")
     assert result.data and result.model == "local/pillow"  # the alias resolves
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
+    assert out.size == (64, 48)
+    # Sepia on a grey picture: every pixel warm (R >= G >= B), no longer grey.
+    pixels = list(out.get_flattened_data())
+    assert all(r >= g >= b for r, g, b in pixels)
+    assert all(r - b > 20 for r, g, b in pixels)
 
 
 def test_list_of_images_is_combined_side_by_side(client: OpenAI) -> None:
     first = imaging.png(64, 48, background=RED)
     second = imaging.png(32, 48, background=BLUE)
-    result = client.images.edit(
-        model="local/pillow", image=[first, second], prompt="put them side by side"
+    result = sdk.edit(
+        client, model="local/pillow", image=[first, second], prompt="put them side by side"
     )
     assert result.data
     out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
@@ -75,7 +93,7 @@ def test_list_of_images_is_combined_side_by_side(client: OpenAI) -> None:
 
 def test_several_images_in_a_grid_with_an_edit(client: OpenAI) -> None:
     images = [imaging.png(40, 40, background=color) for color in (RED, GREEN, BLUE, RED)]
-    result = client.images.edit(model="local/pillow", image=images, prompt="grid, invert")
+    result = sdk.edit(client, model="local/pillow", image=images, prompt="grid, invert")
     out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
     assert out.size == (80, 80)
     assert out.getpixel((1, 1)) == tuple(255 - c for c in RED)
@@ -84,7 +102,8 @@ def test_several_images_in_a_grid_with_an_edit(client: OpenAI) -> None:
 
 
 def test_mask_limits_the_edit_to_its_transparent_part(client: OpenAI) -> None:
-    result = client.images.edit(
+    result = sdk.edit(
+        client,
         model="local/pillow",
         image=("a.png", imaging.png()),
         mask=("mask.png", imaging.mask_left_half()),
@@ -96,15 +115,16 @@ def test_mask_limits_the_edit_to_its_transparent_part(client: OpenAI) -> None:
 
 
 def test_size_resizes_the_output(client: OpenAI) -> None:
-    result = client.images.edit(
-        model="local/pillow", image=imaging.png(), prompt="blur", size="1024x1024"
+    result = sdk.edit(
+        client, model="local/pillow", image=imaging.png(), prompt="blur", size="1024x1024"
     )
     assert result.size == "1024x1024"
     assert imaging.decode_b64(result.data[0].b64_json or "").size == (1024, 1024)
 
 
 def test_output_format_and_compression(client: OpenAI) -> None:
-    result = client.images.edit(
+    result = sdk.edit(
+        client,
         model="local/pillow",
         image=imaging.png(),
         prompt="sharpen",
@@ -116,7 +136,8 @@ def test_output_format_and_compression(client: OpenAI) -> None:
 
 
 def test_transparent_background(client: OpenAI) -> None:
-    result = client.images.edit(
+    result = sdk.edit(
+        client,
         model="local/pillow",
         image=imaging.png(),
         prompt="remove the background",
@@ -130,34 +151,47 @@ def test_transparent_background(client: OpenAI) -> None:
 
 
 def test_response_format_url_is_a_data_uri(client: OpenAI) -> None:
-    result = client.images.edit(
-        model="local/pillow", image=imaging.png(), prompt="invert", response_format="url"
+    result = sdk.edit(
+        client, model="local/pillow", image=imaging.png(), prompt="invert", response_format="url"
     )
     url = result.data[0].url
     assert url is not None and url.startswith("data:image/png;base64,")
-    out = imaging.decode_b64(url.split(",", 1)[1])
+    out = imaging.decode_b64(url.split(",", 1)[1]).convert("RGB")
     assert out.size == (64, 48)
+    assert out.getpixel((2, 2)) == tuple(255 - c for c in RED)
 
 
 def test_n_returns_that_many_images(client: OpenAI) -> None:
-    result = client.images.edit(model="local/pillow", image=imaging.png(), prompt="invert", n=3)
+    result = sdk.edit(client, model="local/pillow", image=imaging.png(), prompt="invert", n=3)
     assert result.data is not None and len(result.data) == 3
+    for image in result.data:  # three images that decode, each the edit
+        out = imaging.decode_b64(image.b64_json or "").convert("RGB")
+        assert out.size == (64, 48)
+        assert out.getpixel((2, 2)) == tuple(255 - c for c in RED)
+        assert out.getpixel((32, 24)) == tuple(255 - c for c in GREEN)
 
 
 def test_extra_body_fields_reach_the_gateway(client: OpenAI) -> None:
     # width/height are not OpenAI parameters; extra_body sends them as form fields.
-    result = client.images.edit(
+    result = sdk.edit(
+        client,
         model="local/pillow",
         image=imaging.png(),
         prompt="invert",
         extra_body={"width": 100, "height": 60, "seed": 7},
     )
     assert result.size == "100x60"
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
+    assert out.size == (100, 60)
+    assert out.getpixel((1, 1)) == tuple(255 - c for c in RED)
 
 
 def test_revised_prompt_says_what_was_done(client: OpenAI) -> None:
-    result = client.images.edit(
-        model="local/pillow", image=imaging.png(), prompt="rotate 90 degrees and then grayscale"
+    result = sdk.edit(
+        client,
+        model="local/pillow",
+        image=imaging.png(),
+        prompt="rotate 90 degrees and then grayscale",
     )
     assert result.data and result.data[0].revised_prompt == "grayscale; rotate 90° clockwise"
     assert result.size == "48x64"
@@ -169,14 +203,15 @@ def test_request_id_header(client: OpenAI) -> None:
     )
     assert raw.headers["x-request-id"].startswith("req_")
     assert raw.headers["content-type"] == "application/json"
+    assert raw.headers["x-imagegate-provider"] == "local"
+    schema.assert_images_response(raw.http_response.content)
     assert raw.parse().data
 
 
 def test_stream_yields_typed_events_ending_in_completed(client: OpenAI) -> None:
-    stream = client.images.edit(
-        model="local/pillow", image=[imaging.png()], prompt="invert", stream=True, partial_images=2
+    events = sdk.stream(
+        client, model="local/pillow", image=[imaging.png()], prompt="invert", partial_images=2
     )
-    events = list(stream)
     assert [e.type for e in events] == [
         "image_edit.partial_image",
         "image_edit.partial_image",
@@ -192,25 +227,25 @@ def test_stream_yields_typed_events_ending_in_completed(client: OpenAI) -> None:
 
 
 def test_stream_without_partials(client: OpenAI) -> None:
-    events = list(
-        client.images.edit(model="local/pillow", image=imaging.png(), prompt="sepia", stream=True)
-    )
+    events = sdk.stream(client, model="local/pillow", image=imaging.png(), prompt="sepia")
     assert [e.type for e in events] == ["image_edit.completed"]
+    out = imaging.decode_b64(events[0].b64_json).convert("RGB")
+    assert out.size == (64, 48) and all(r >= g >= b for r, g, b in out.get_flattened_data())
 
 
 def test_stream_failure_after_start_is_an_api_error(client: OpenAI, gateway: Gateway) -> None:
     # A PNG whose header is valid but whose pixel data is cut off: it fails while decoding,
     # which happens after the stream has begun.
     broken = imaging.png(256, 256)[:200]
-    stream = client.images.edit(
-        model="local/pillow",
-        image=broken,
-        prompt="invert",
-        stream=True,
-        extra_headers={"x-request-id": "broken-stream-1"},
-    )
     with pytest.raises(openai.APIError) as caught:
-        list(stream)
+        # The error event is checked against OpenAI's ErrorEvent before the SDK raises it.
+        sdk.stream(
+            client,
+            model="local/pillow",
+            image=broken,
+            prompt="invert",
+            extra_headers={"x-request-id": "broken-stream-1"},
+        )
     assert "could not be decoded" in caught.value.message
     assert caught.value.code == "invalid_image"
     assert not isinstance(caught.value, openai.APIStatusError)
@@ -288,7 +323,7 @@ def test_server_keeps_serving_after_errors(client: OpenAI) -> None:
     for _ in range(3):
         with pytest.raises(openai.BadRequestError):
             client.images.edit(model="local/pillow", image=b"not an image", prompt="invert")
-    result = client.images.edit(model="local/pillow", image=imaging.png(), prompt="invert")
+    result = sdk.edit(client, model="local/pillow", image=imaging.png(), prompt="invert")
     assert result.data
 
 
@@ -305,8 +340,13 @@ def test_missing_key_is_authentication_error(team_gateway: Gateway) -> None:
 
 
 def test_team_key_works_and_alias_resolves(team_client: OpenAI) -> None:
-    result = team_client.images.edit(model="bw", image=imaging.png(), prompt="black and white")
+    result = sdk.edit(team_client, model="bw", image=imaging.png(), prompt="black and white")
     assert result.model == "local/pillow"
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
+    assert out.size == (64, 48)
+    assert all(imaging.is_grey(pixel) for pixel in out.get_flattened_data())
+    # Red and green become different greys: the alias ran the edit, not a blank.
+    assert out.getpixel((2, 2)) != out.getpixel((32, 24))
 
 
 def test_generate_only_model_is_refused(team_client: OpenAI) -> None:
@@ -338,10 +378,16 @@ def test_mask_refused_by_a_card_without_masks(team_client: OpenAI) -> None:
 
 def test_sizing_translation_and_refusal_on_an_aspect_ratio_card(team_client: OpenAI) -> None:
     # size 1536x1024 is the shape 3:2, which the card lists: accepted.
-    ok = team_client.images.edit(
-        model="local/pillow-small", image=imaging.png(), prompt="invert", size="1536x1024"
+    ok = sdk.edit(
+        team_client,
+        model="local/pillow-small",
+        image=imaging.png(),
+        prompt="invert",
+        size="1536x1024",
     )
     assert ok.data
+    out = imaging.decode_b64(ok.data[0].b64_json or "").convert("RGB")
+    assert out.getpixel((2, 2)) == tuple(255 - c for c in RED)
     with pytest.raises(openai.BadRequestError) as caught:
         team_client.images.edit(
             model="local/pillow-small", image=imaging.png(), prompt="invert", size="1000x700"
@@ -351,8 +397,8 @@ def test_sizing_translation_and_refusal_on_an_aspect_ratio_card(team_client: Ope
 
 
 def test_list_price_becomes_total_cost(team_client: OpenAI) -> None:
-    result = team_client.images.edit(
-        model="local/pillow-small", image=[imaging.png()] * 2, prompt="invert", n=2
+    result = sdk.edit(
+        team_client, model="local/pillow-small", image=[imaging.png()] * 2, prompt="invert", n=2
     )
     assert result.usage is not None and result.usage.model_extra is not None
     # 2 outputs x $0.01 + 2 inputs x $0.002
@@ -387,7 +433,12 @@ def test_retrieve_model_by_alias(team_client: OpenAI) -> None:
 
 
 def test_file_like_without_name(client: OpenAI) -> None:
-    result = client.images.edit(
-        model="local/pillow", image=io.BytesIO(imaging.png()), prompt="posterize"
+    result = sdk.edit(
+        client, model="local/pillow", image=io.BytesIO(imaging.png()), prompt="posterize"
     )
     assert result.data
+    out = imaging.decode_b64(result.data[0].b64_json or "").convert("RGB")
+    assert out.size == (64, 48)
+    # Posterized to 3 bits a channel: red (200, 30, 30) -> (192, 0, 0), green -> (0, 192, 0).
+    assert out.getpixel((2, 2)) == (192, 0, 0)
+    assert out.getpixel((32, 24)) == (0, 192, 0)

@@ -7,9 +7,8 @@ from imagegate.catalog.validate import validate_request
 from imagegate.core.errors import InvalidRequest, NotFound
 from imagegate.core.request import EditRequest, OutputOptions
 from imagegate.providers.local.card import LOCAL_CARDS
-from imagegate.wire.body import check_image
-from imagegate.wire.limits import WireLimits
 from tests import imaging
+from tests.support.requests import edit_request, image_input
 
 EDITOR = {
     "id": "acme/editor",
@@ -77,15 +76,7 @@ def test_unknown_model_is_404() -> None:
 
 
 def _req(images: int = 1, **kwargs) -> EditRequest:
-    image = check_image(imaging.png(), "image[0]", None, WireLimits())
-    output = kwargs.pop("output", OutputOptions())
-    return EditRequest(
-        model="acme/editor",
-        prompt=kwargs.pop("prompt", "p"),
-        images=(image,) * images,
-        output=output,
-        **kwargs,
-    )
+    return edit_request("acme/editor", images=images, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +118,7 @@ def test_generate_only_and_mask_refusals() -> None:
     with pytest.raises(InvalidRequest) as caught:
         validate_request(_req(), catalog.resolve("acme/painter"))
     assert caught.value.code == "model_not_editable"
-    mask = check_image(imaging.mask_left_half(), "mask", None, WireLimits())
+    mask = image_input(imaging.mask_left_half(), "mask")
     with pytest.raises(InvalidRequest) as caught:
         validate_request(_req(mask=mask), catalog.resolve("acme/nomask"))
     assert caught.value.code == "mask_not_supported"

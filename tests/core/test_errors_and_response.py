@@ -17,9 +17,9 @@ from imagegate.core.response import (
 )
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.core.units import human_bytes
-from imagegate.wire.body import check_image
-from imagegate.wire.limits import WireLimits
 from tests import imaging
+from tests.support import schema, sse
+from tests.support.requests import edit_request
 
 
 @pytest.mark.parametrize(
@@ -61,8 +61,7 @@ def test_human_bytes() -> None:
 
 
 def _request(**output) -> EditRequest:
-    image = check_image(imaging.png(), "image[0]", None, WireLimits())
-    return EditRequest(model="m/x", prompt="p", images=(image,), output=OutputOptions(**output))
+    return edit_request("m/x", output=OutputOptions(**output))
 
 
 def test_images_response_shape_and_bytes_round_trip() -> None:
@@ -82,7 +81,9 @@ def test_images_response_shape_and_bytes_round_trip() -> None:
         ),
         cost_usd=0.25,
     )
-    body = orjson.loads(images_response(result, _request(quality="high"), 1700000000))
+    body = schema.assert_images_response(
+        images_response(result, _request(quality="high"), 1700000000)
+    )
     assert body["created"] == 1700000000
     assert base64.b64decode(body["data"][0]["b64_json"]) == raw
     assert body["data"][0]["revised_prompt"] == "invert"
@@ -114,20 +115,29 @@ def test_url_response_is_a_data_uri() -> None:
     assert body["data"][0] == {"url": "data:image/webp;base64,UklGRg=="}
 
 
-def test_usage_without_tokens_has_only_cost() -> None:
-    assert usage_dict(Usage(), 0.0) == {"cost": {"total_cost": 0.0, "currency": "USD"}}
-    streamed = usage_dict(Usage(), 0.0, require_tokens=True)
-    assert streamed["total_tokens"] == 0 and streamed["input_tokens_details"] == {
-        "text_tokens": 0,
-        "image_tokens": 0,
+def test_usage_without_tokens_has_zero_token_fields_and_the_cost() -> None:
+    # OpenAI's usage schema makes these required: a strict client refuses a usage without them.
+    assert usage_dict(Usage(), 0.5) == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+        "cost": {"total_cost": 0.5, "currency": "USD"},
     }
 
 
-def _sse(frame: bytes) -> tuple[str, dict]:
-    lines = frame.decode().strip().split("\n")
-    assert frame.endswith(b"\n\n") and len(lines) == 2  # one event line, one data line
-    assert lines[0].startswith("event: ") and lines[1].startswith("data: ")
-    return lines[0][7:], orjson.loads(lines[1][6:])
+def test_usage_with_input_tokens_only_fills_the_rest_with_zeros() -> None:
+    usage = usage_dict(Usage(input_tokens=40, input_image_tokens=30), 0.0)
+    assert usage["input_tokens"] == 40 and usage["output_tokens"] == 0
+    assert usage["total_tokens"] == 40
+    assert usage["input_tokens_details"] == {"text_tokens": 0, "image_tokens": 30}
+    assert "output_tokens_details" not in usage  # not reported, and optional in the schema
+
+
+def _sse(raw: bytes) -> tuple[str, dict]:
+    event = sse.frame(raw)  # one event line, one data line
+    schema.assert_stream_event(event)
+    return event.name, event.data
 
 
 def test_stream_events_carry_every_required_field() -> None:

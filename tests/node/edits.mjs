@@ -1,6 +1,7 @@
 // The official OpenAI Node SDK against a running imagegate. Usage:
 //   node edits.mjs <base_url> <dir with a.png, b.png, mask.png>
-// Prints one JSON object with what each call returned; the Python test asserts on it.
+// Prints one JSON object with what each call returned (the SDK hands back the parsed JSON body
+// and events unchanged, so they are what the gateway sent); the Python test asserts on it.
 import fs from "node:fs";
 import path from "node:path";
 import OpenAI, { toFile } from "openai";
@@ -17,7 +18,7 @@ const single = await client.images.edit({
   image: fs.createReadStream(file("a.png")),
   prompt: "invert",
 });
-out.single = { size: single.size, b64: single.data[0].b64_json, model: single.model };
+out.single = single;
 
 // toFile(buffer, name) with no type: undici FormData, application/octet-stream parts.
 const list = await client.images.edit({
@@ -26,7 +27,7 @@ const list = await client.images.edit({
           await toFile(fs.readFileSync(file("b.png")), "b.png")],
   prompt: "side by side",
 });
-out.list = { size: list.size };
+out.list = list;
 
 const masked = await client.images.edit({
   model: "local/pillow",
@@ -34,7 +35,7 @@ const masked = await client.images.edit({
   mask: fs.createReadStream(file("mask.png")),
   prompt: "invert",
 });
-out.masked = { b64: masked.data[0].b64_json };
+out.masked = masked;
 
 const stream = await client.images.edit({
   model: "local/pillow",
@@ -45,7 +46,7 @@ const stream = await client.images.edit({
 });
 out.events = [];
 for await (const event of stream) {
-  out.events.push({ type: event.type, size: event.size, hasImage: Boolean(event.b64_json) });
+  out.events.push(event);
 }
 
 try {

@@ -3,8 +3,8 @@
 Most tests run the fetcher with a stub resolver and an httpx transport that records each request
 and answers it itself, so a refused address is shown to be refused with no socket ever opened.
 The last group uses a real HTTP server on 127.0.0.1 (opened with the allow-list) to show the
-deadline and the size cap hold on a real connection. ``conftest.py`` fails any test whose
-sockets try to reach anything but 127.0.0.1.
+deadline and the size cap hold on a real connection. ``tests/support/tripwire.py`` fails any
+test whose sockets try to reach anything but 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
-import http.server
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -29,10 +27,11 @@ from imagegate.core.errors import InvalidRequest, PayloadTooLarge
 from imagegate.wire.fetch import ImageFetcher, system_resolver
 from imagegate.wire.netguard import IPAddress, parse_networks
 from tests import imaging
+from tests.support.imageserver import BIG_TOTAL, CAT, ImageServer
 
 T = TypeVar("T")
 PARAM = "images[0].image_url"
-PNG = imaging.png()
+PNG = CAT  # the image server's /cat.png: a 64x48 PNG
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V4_B = "151.101.1.69"
@@ -673,92 +672,10 @@ def test_the_deadline_is_one_for_all_redirects() -> None:
 # --- real sockets on 127.0.0.1 ----------------------------------------------------------------
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _LoopbackHandler)
-        self.connections = 0
-        self.requests: list[tuple[str, str]] = []  # (path, Host header)
-        self.big_written = 0
-        self.big_done = threading.Event()
-        self.stop = threading.Event()
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        self.connections += 1
-        return True
-
-
-BIG_TOTAL = 64 * 1024 * 1024
-
-
-class _LoopbackHandler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.requests.append((self.path, self.headers.get("Host", "")))
-        if self.path == "/cat.png":
-            self._send(200, PNG, "image/png")
-        elif self.path == "/hop":
-            self.send_response(302)
-            self.send_header("Location", "/cat.png")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-        elif self.path == "/drip.png":
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            try:
-                for _ in range(100_000):
-                    if self.server.stop.wait(0.05):
-                        return
-                    self.wfile.write(b"\0")
-                    self.wfile.flush()
-            except OSError:
-                return
-        elif self.path in ("/big.png", "/big-declared.png"):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            if self.path == "/big-declared.png":
-                self.send_header("Content-Length", str(BIG_TOTAL))
-            self.end_headers()  # HTTP/1.0 without a length: the body runs until close
-            chunk = b"\0" * 65536
-            try:
-                while self.server.big_written < BIG_TOTAL and not self.server.stop.is_set():
-                    self.wfile.write(chunk)
-                    self.server.big_written += len(chunk)
-            except OSError:
-                pass
-            finally:
-                self.server.big_done.set()
-        else:
-            self._send(404, b"not here", "text/plain")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture()
-def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+def server() -> Iterator[ImageServer]:
+    with ImageServer() as srv:
         yield srv
-    finally:
-        srv.stop.set()
-        srv.shutdown()
-        srv.server_close()
-        thread.join(5)
 
 
 async def no_dns(host: str, port: int) -> list[IPAddress]:
@@ -788,7 +705,7 @@ async def real_fetch(
 
 
 def test_the_tripwire_stops_a_connection_off_127_0_0_1() -> None:
-    # 127.0.0.2 is still this machine: a safe way to show the conftest guard is armed.
+    # 127.0.0.2 is still this machine: a safe way to show the tripwire is armed.
     with pytest.raises(AssertionError, match=r"only 127\.0\.0\.1"):
         socket.create_connection(("127.0.0.2", 9), timeout=1)
     with pytest.raises(AssertionError, match=r"only 127\.0\.0\.1"):
@@ -798,26 +715,26 @@ def test_the_tripwire_stops_a_connection_off_127_0_0_1() -> None:
     assert info.group_contains(AssertionError, match=r"only 127\.0\.0\.1", depth=None)
 
 
-def test_a_real_fetch_from_an_allowed_loopback_server(server: _Server) -> None:
-    port = server.server_address[1]
+def test_a_real_fetch_from_an_allowed_loopback_server(server: ImageServer) -> None:
+    port = server.port
     assert run(real_fetch(f"http://127.0.0.1:{port}/cat.png")) == PNG
     assert run(real_fetch(f"http://127.0.0.1:{port}/hop")) == PNG
-    assert server.requests == [
+    assert server.seen == [
         ("/cat.png", f"127.0.0.1:{port}"),
         ("/hop", f"127.0.0.1:{port}"),
         ("/cat.png", f"127.0.0.1:{port}"),
     ]
 
 
-def test_a_real_fetch_by_name_is_pinned_with_its_host_header(server: _Server) -> None:
-    port = server.server_address[1]
+def test_a_real_fetch_by_name_is_pinned_with_its_host_header(server: ImageServer) -> None:
+    port = server.port
     stub = StubResolver({"images.test": ["127.0.0.1"]})
     assert run(real_fetch(f"http://images.test:{port}/cat.png", resolver=stub)) == PNG
-    assert server.requests == [("/cat.png", f"images.test:{port}")]
+    assert server.seen == [("/cat.png", f"images.test:{port}")]
 
 
-def test_a_slow_drip_hits_the_deadline_on_a_real_socket(server: _Server) -> None:
-    port = server.server_address[1]
+def test_a_slow_drip_hits_the_deadline_on_a_real_socket(server: ImageServer) -> None:
+    port = server.port
     started = time.monotonic()
     result = run(real_fetch(f"http://127.0.0.1:{port}/drip.png", deadline=0.5))
     elapsed = time.monotonic() - started
@@ -826,8 +743,8 @@ def test_a_slow_drip_hits_the_deadline_on_a_real_socket(server: _Server) -> None
 
 
 @pytest.mark.parametrize("path", ["/big.png", "/big-declared.png"])
-def test_an_oversized_body_is_cut_off_on_a_real_socket(server: _Server, path: str) -> None:
-    port = server.server_address[1]
+def test_an_oversized_body_is_cut_off_on_a_real_socket(server: ImageServer, path: str) -> None:
+    port = server.port
     result = run(real_fetch(f"http://127.0.0.1:{port}{path}", max_bytes=100_000))
     error = refused(result, "image_too_large")
     assert isinstance(error, PayloadTooLarge)
@@ -836,8 +753,8 @@ def test_an_oversized_body_is_cut_off_on_a_real_socket(server: _Server, path: st
     assert server.big_written < BIG_TOTAL
 
 
-def test_without_the_allow_list_loopback_is_refused_before_connecting(server: _Server) -> None:
-    port = server.server_address[1]
+def test_without_the_allow_list_loopback_is_refused_before_connecting(server: ImageServer) -> None:
+    port = server.port
     url = f"http://127.0.0.1:{port}/cat.png"
     refused(run(real_fetch(url, allowed=())), "image_url_forbidden")
     stub = StubResolver({"sneaky.test": ["127.0.0.1"]})
@@ -856,7 +773,7 @@ def test_without_the_allow_list_loopback_is_refused_before_connecting(server: _S
         "image_url_forbidden",
     )
     time.sleep(0.1)
-    assert server.connections == 0 and server.requests == []
+    assert server.connections == 0 and server.seen == []
     # The same server does answer once the network is opened: the count above means something.
     assert run(real_fetch(url)) == PNG
     assert server.connections == 1

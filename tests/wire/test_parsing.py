@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
 import orjson
 import pytest
 
@@ -16,6 +15,7 @@ from imagegate.wire.body import read_edit_request
 from imagegate.wire.fields import FIELDS, coerce
 from imagegate.wire.limits import WireLimits
 from tests import imaging
+from tests.support.requests import multipart
 
 LIMITS = WireLimits()
 
@@ -23,14 +23,6 @@ LIMITS = WireLimits()
 async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
     for start in range(0, len(body), size):
         yield body[start : start + size]
-
-
-def _multipart(data: dict | list | None = None, files: list | None = None) -> tuple[str, bytes]:
-    """Encode as httpx (and so the OpenAI SDK) does: text parts first, then files."""
-    pairs = data.items() if isinstance(data, dict) else (data or [])
-    parts = [(name, (None, value)) for name, value in pairs] + list(files or [])
-    request = httpx.Request("POST", "http://gateway/v1/images/edits", files=parts)
-    return request.headers["content-type"], request.read()
 
 
 def parse(
@@ -87,7 +79,7 @@ def test_sdk_style_single_image_and_every_text_field() -> None:
         "resolution": "1k",
         "image_size": "square_hd",
     }
-    ctype, body = _multipart(fields, [("image", ("a.png", imaging.png(), "image/png"))])
+    ctype, body = multipart(fields, [("image", ("a.png", imaging.png(), "image/png"))])
     req = parse(ctype, body)
     assert req.model == "local/pillow" and req.prompt == "invert"
     assert (req.n, req.stream, req.partial_images, req.seed) == (2, True, 2, 42)
@@ -109,20 +101,20 @@ def test_every_spelling_of_several_images_keeps_order(name: str) -> None:
         (name, ("b.jpg", imaging.jpeg(20, 10), "image/jpeg")),
         (name, ("upload", imaging.webp(30, 10), "application/octet-stream")),
     ]
-    ctype, body = _multipart({"model": "m/x", "prompt": "p"}, files)
+    ctype, body = multipart({"model": "m/x", "prompt": "p"}, files)
     req = parse(ctype, body)
     assert [(i.format, i.width) for i in req.images] == [("png", 10), ("jpeg", 20), ("webp", 30)]
 
 
 def test_declared_type_and_filename_are_ignored() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"}, [("image", ("cat.png", imaging.jpeg(), "image/png"))]
     )
     assert parse(ctype, body).images[0].format == "jpeg"
 
 
 def test_mask_and_unknown_fields() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p", "svg[model]": "x", "safety_identifier": "abc"},
         [
             ("image", ("a.png", imaging.png(), "image/png")),
@@ -136,7 +128,7 @@ def test_mask_and_unknown_fields() -> None:
 
 
 def test_parts_split_across_every_chunk_boundary() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"}, [("image[]", ("a.png", imaging.png(), "image/png"))] * 2
     )
     for chunk in (1, 3, 64, 4096, len(body)):
@@ -144,20 +136,20 @@ def test_parts_split_across_every_chunk_boundary() -> None:
 
 
 def test_empty_optional_fields_are_absent_but_empty_prompt_is_not() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p", "size": "", "n": ""},
         [("image", ("a.png", imaging.png(), "image/png"))],
     )
     req = parse(ctype, body)
     assert req.n == 1 and req.sizing.size is None
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": ""}, [("image", ("a.png", imaging.png(), "image/png"))]
     )
     assert refused(ctype, body).param == "prompt"
 
 
 def test_default_model_fills_a_missing_model() -> None:
-    ctype, body = _multipart({"prompt": "p"}, [("image", ("a", imaging.png(), "image/png"))])
+    ctype, body = multipart({"prompt": "p"}, [("image", ("a", imaging.png(), "image/png"))])
     assert refused(ctype, body).param == "model"
     assert parse(ctype, body, default_model="local/pillow").model == "local/pillow"
 
@@ -185,7 +177,7 @@ def test_default_model_fills_a_missing_model() -> None:
     ],
 )
 def test_bad_text_fields_name_the_field(fields: dict, param: str, needle: str) -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p", **fields},
         [("image", ("a.png", imaging.png(), "image/png"))],
     )
@@ -197,7 +189,7 @@ def test_bad_text_fields_name_the_field(fields: dict, param: str, needle: str) -
 
 
 def test_output_format_jpg_is_understood() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p", "output_format": "jpg"},
         [("image", ("a.png", imaging.png(), "image/png"))],
     )
@@ -205,7 +197,7 @@ def test_output_format_jpg_is_understood() -> None:
 
 
 def test_duplicate_text_field_is_refused() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         [("model", "m/x"), ("prompt", "a"), ("prompt", "b")],
         [("image", ("a.png", imaging.png(), "image/png"))],
     )
@@ -214,20 +206,20 @@ def test_duplicate_text_field_is_refused() -> None:
 
 
 def test_no_image() -> None:
-    ctype, body = _multipart({"model": "m/x", "prompt": "p", "x": "y"})
+    ctype, body = multipart({"model": "m/x", "prompt": "p", "x": "y"})
     err = refused(ctype, body)
     assert err.param == "image" and err.code == "missing_required_parameter"
 
 
 def test_too_many_images_stops_at_the_wire_limit() -> None:
     files = [("image[]", ("a.png", imaging.png(8, 8), "image/png"))] * 5
-    ctype, body = _multipart({"model": "m/x", "prompt": "p"}, files)
+    ctype, body = multipart({"model": "m/x", "prompt": "p"}, files)
     err = refused(ctype, body, limits=WireLimits(max_images=4))
     assert err.code == "too_many_images" and "at most 4" in err.message
 
 
 def test_an_image_over_the_byte_limit_is_refused_while_streaming() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"}, [("image", ("a.png", imaging.png(200, 200), "image/png"))]
     )
     err = refused(ctype, body, limits=WireLimits(max_image_bytes=300))
@@ -238,7 +230,7 @@ def test_an_image_over_the_byte_limit_is_refused_while_streaming() -> None:
 def test_a_mask_over_the_byte_limit_is_named_as_the_mask() -> None:
     small = imaging.png(8, 8)
     big_mask = imaging.encode(imaging.Image.effect_noise((64, 64), 80).convert("RGBA"), "PNG")
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"},
         [("image", ("a.png", small, "image/png")), ("mask", ("m.png", big_mask, "image/png"))],
     )
@@ -247,7 +239,7 @@ def test_a_mask_over_the_byte_limit_is_named_as_the_mask() -> None:
 
 
 def test_body_over_the_request_limit() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"}, [("image", ("a.png", imaging.png(), "image/png"))]
     )
     err = refused(ctype, body, limits=WireLimits(max_request_bytes=500))
@@ -255,7 +247,7 @@ def test_body_over_the_request_limit() -> None:
 
 
 def test_oversized_text_field() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "x" * 300_000},
         [("image", ("a.png", imaging.png(), "image/png"))],
     )
@@ -264,7 +256,7 @@ def test_oversized_text_field() -> None:
 
 
 def test_truncated_body_is_reported_as_truncated() -> None:
-    ctype, body = _multipart(
+    ctype, body = multipart(
         {"model": "m/x", "prompt": "p"}, [("image", ("a.png", imaging.png(), "image/png"))]
     )
     err = refused(ctype, body[:-30])
@@ -294,7 +286,7 @@ def test_truncated_body_is_reported_as_truncated() -> None:
         ),
     ],
 )
-def test_malformed_multipart(ctype: str, body: bytes, needle: str) -> None:
+def test_malformedmultipart(ctype: str, body: bytes, needle: str) -> None:
     err = refused(ctype, body)
     assert err.status == 400 and needle in err.message
 

@@ -65,7 +65,10 @@ async def create_image_edit(
         )
 
     if edit.stream:
-        return stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+        response = stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+        # Known from the card before the first event, as a JSON answer knows it from the result.
+        response.headers["x-imagegate-provider"] = job.card.provider
+        return response
     result = await unless_disconnected(request.receive, service.run(job, DiscardEvents()))
     record(result)
     return json_response(

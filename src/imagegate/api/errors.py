@@ -7,8 +7,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from imagegate.api.deps import require_key
 from imagegate.api.middleware import request_log
 from imagegate.core.errors import (
+    AuthenticationFailed,
     GatewayError,
     InvalidRequest,
     NotFound,
@@ -47,6 +49,14 @@ class _StatusError(GatewayError):
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    path = request.url.path
+    if path == "/v1" or path.startswith("/v1/"):
+        # The key comes first under /v1, on paths no route matched too: without it a caller
+        # learns nothing, not even which paths exist.
+        try:
+            await require_key(request, request.app.state.settings)
+        except AuthenticationFailed as refused:
+            return await _gateway_error(request, refused)
     if exc.status_code == 404:
         error: GatewayError = NotFound(
             f"There is no {request.method} {request.url.path} on this gateway; the API is "

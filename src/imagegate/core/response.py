@@ -88,26 +88,27 @@ def _serialize(doc: dict[str, Any], images: list[ResultImage], **frame: bytes) -
     return Body(orjson.dumps(doc), tuple(images), **frame)
 
 
-def usage_dict(usage: Usage, cost_usd: float, *, require_tokens: bool = False) -> dict[str, Any]:
-    """OpenAI's usage object, tokens only where reported, plus ``cost`` in USD.
+def usage_dict(usage: Usage, cost_usd: float) -> dict[str, Any]:
+    """OpenAI's usage object plus ``cost`` in USD.
 
-    Stream events declare the token fields required, so there ``require_tokens`` fills zeros
-    for a provider that counts none.
+    OpenAI's schemas make the token counts and ``input_tokens_details`` required wherever
+    ``usage`` appears, and clients that validate bodies refuse a ``usage`` without them, so
+    they are always there: zeros for a provider that counts no tokens.
     """
-    out: dict[str, Any] = {}
-    if usage.has_tokens or require_tokens:
-        out["input_tokens"] = usage.input_tokens or 0
-        out["output_tokens"] = usage.output_tokens or 0
-        out["total_tokens"] = usage.total_tokens or 0
-        out["input_tokens_details"] = {
+    out: dict[str, Any] = {
+        "input_tokens": usage.input_tokens or 0,
+        "output_tokens": usage.output_tokens or 0,
+        "total_tokens": usage.total_tokens or 0,
+        "input_tokens_details": {
             "text_tokens": usage.input_text_tokens or 0,
             "image_tokens": usage.input_image_tokens or 0,
+        },
+    }
+    if usage.output_image_tokens is not None or usage.output_text_tokens is not None:
+        out["output_tokens_details"] = {
+            "image_tokens": usage.output_image_tokens or 0,
+            "text_tokens": usage.output_text_tokens or 0,
         }
-        if usage.output_image_tokens is not None or usage.output_text_tokens is not None:
-            out["output_tokens_details"] = {
-                "image_tokens": usage.output_image_tokens or 0,
-                "text_tokens": usage.output_text_tokens or 0,
-            }
     out["cost"] = {"total_cost": cost_usd, "currency": "USD"}
     return out
 
@@ -192,7 +193,7 @@ def completed_event_bodies(
     result: EditResult, request: EditRequest, created: int
 ) -> Iterator[Body]:
     """One ``image_edit.completed`` per image, each built only when it is about to be sent."""
-    usage = usage_dict(result.usage, result.cost_usd, require_tokens=True)
+    usage = usage_dict(result.usage, result.cost_usd)
     for image in result.images:
         payload = {
             "type": "image_edit.completed",
