@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
+import idna
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
 from imagegate.core.units import shorten
@@ -112,8 +114,10 @@ class ImageFetcher:
             addresses = [literal]
         else:
             try:
-                addresses = await self._resolve(host, port)
-            except OSError:
+                # The ASCII (punycode) form: what the Host header carries, so the name judged is
+                # the name asked for, and the C resolver never runs its own IDNA codec on it.
+                addresses = await self._resolve(url.raw_host.decode("ascii"), port)
+            except (OSError, UnicodeError):
                 raise InvalidRequest(
                     f"{param}: the host {shorten(host)} does not resolve.",
                     param=param,
@@ -223,8 +227,13 @@ def _parse(url: str, param: str) -> httpx.URL:
             param=param,
             code="invalid_image_url",
         )
-    if not parsed.host:
+    if not parsed.raw_host:
         raise InvalidRequest(f"{param} has no host.", param=param, code="invalid_image_url")
+    problem = host_problem(parsed.raw_host)
+    if problem is not None:
+        raise InvalidRequest(
+            f"{param} has an invalid host name: {problem}.", param=param, code="invalid_image_url"
+        )
     if parsed.userinfo:
         raise InvalidRequest(
             f"{param} must not carry a user name or password.",
@@ -232,3 +241,35 @@ def _parse(url: str, param: str) -> httpx.URL:
             code="invalid_image_url",
         )
     return parsed
+
+
+_LABEL = re.compile(rb"^[A-Za-z0-9_-]{1,63}$")
+
+
+def host_problem(raw_host: bytes) -> str | None:
+    """Why ``raw_host`` (a URL's ASCII host) cannot be looked up, or None when it can.
+
+    Checked when the URL is parsed, so a name no resolver would take (an empty label, one over
+    63 characters, a broken punycode label) is the client's 400, not an exception deep in
+    ``getaddrinfo``'s IDNA codec, and nothing is looked up or connected to.
+    """
+    if b":" in raw_host:  # an IPv6 literal, already checked by the URL parser
+        return None
+    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
+    if not name:
+        return "it is empty"
+    if len(name) > 253:
+        return f"it is {len(name)} characters long; the limit is 253"
+    for label in name.split(b"."):
+        if not label:
+            return "it has an empty label (two dots in a row, or a leading dot)"
+        if len(label) > 63:
+            return f"a label is {len(label)} characters long; the limit is 63"
+        if not _LABEL.match(label):
+            return "it has characters a host name cannot have"
+        if label[:4].lower() == b"xn--":
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                return f"{shorten(label.decode('ascii'))} is not a valid internationalized label"
+    return None
