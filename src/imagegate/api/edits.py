@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Request
@@ -19,6 +20,7 @@ from imagegate.providers.base import DiscardEvents
 from imagegate.wire.body import read_edit_request
 
 router = APIRouter()
+_LENGTH = re.compile(r"[0-9]{1,20}")
 
 
 @router.post(
@@ -73,7 +75,9 @@ def _content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    # ASCII digits only: str.isdigit() takes '²', which int() refuses, and int() refuses
+    # strings past 4300 digits; either was a 500.
+    if not _LENGTH.fullmatch(raw.strip()):
         raise InvalidRequest(
             "The Content-Length header is not a number.", code="invalid_content_length"
         )

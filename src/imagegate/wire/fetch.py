@@ -163,8 +163,10 @@ class ImageFetcher:
     async def _read_capped(
         self, response: httpx.Response, param: str, budget: ByteBudget | None
     ) -> bytes:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+        declared = response.headers.get("content-length", "").strip()
+        # A server may send any text here; '²' passes isdigit() but not int(), and more than
+        # 4300 digits make int() raise. Only a plain number is believed; the cap still counts.
+        if re.fullmatch(r"[0-9]{1,30}", declared) and int(declared) > self._max_bytes:
             raise self._too_large(param)
         # The request asks for identity. A compressed body is refused, not decoded: httpx would
         # inflate each network chunk whole (``gzip, gzip`` nests) before the cap could count it.
