@@ -11,7 +11,7 @@ from starlette.responses import Response
 from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
 from imagegate.api.errors import JsonBytes
 from imagegate.api.middleware import request_log
-from imagegate.api.openapi import EDIT_REQUEST_BODY
+from imagegate.api.openapi import EDIT_REQUEST_BODY, EDIT_RESPONSES
 from imagegate.api.streaming import stream_response
 from imagegate.core.errors import GatewayError, InvalidRequest
 from imagegate.core.response import images_response
@@ -27,6 +27,7 @@ _LENGTH = re.compile(r"[0-9]{1,20}")
     "/v1/images/edits",
     dependencies=[Authorized],
     openapi_extra={"requestBody": EDIT_REQUEST_BODY},
+    responses=EDIT_RESPONSES,
     summary="Edit images (OpenAI-compatible)",
     response_class=JsonBytes,
 )
