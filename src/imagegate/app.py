@@ -16,6 +16,7 @@ from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.catalog.catalog import Catalog, load_shipped_entries
 from imagegate.config import Settings
+from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.local.adapter import LocalProvider
 from imagegate.providers.local.card import LOCAL_CARDS
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     allowed_networks = parse_networks(settings.fetch_allow_networks)
     # Pillow refuses to decode past this; our header check refuses earlier with a clear message.
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+    if settings.master_key is not None:  # scrubbed from every error message and log line
+        register_secret(settings.master_key.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

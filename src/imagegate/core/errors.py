@@ -22,7 +22,9 @@ OpenAI's error envelope, with one extra key saying whether the gateway or the pr
                "origin": "gateway" | "provider"}}
 
 Foreign exceptions (httpx, Pillow, python-multipart) are translated into this family where they
-are caught; nothing else reaches the client.
+are caught; nothing else reaches the client. Messages and params pass through ``redact`` when the
+error is made: a message may echo client input or quote a provider's answer, and neither may
+carry a key or image data back out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import orjson
+
+from imagegate.core.redact import redact
 
 Origin = Literal["gateway", "provider"]
 
@@ -49,9 +53,10 @@ class GatewayError(Exception):
         origin: Origin = "gateway",
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = redact(param) if param is not None else None
         self.code = code if code is not None else self.default_code
         self.origin: Origin = origin
         self.headers: dict[str, str] = dict(headers or {})
