@@ -7,8 +7,9 @@ get its status, code and (where given) param, in the envelope with an ``x-reques
 process's peak memory growth and CPU time, read from /proc.
 
 ``pending_engine.yaml`` holds cases whose answer depends on engine limits that arrive with the
-engine's own work (operation caps); they run like the rest and say what the finished gateway
-must answer.
+engine's own work (operation caps, cheaper decoding); they run like the rest and say what the
+finished gateway must answer. Until then they are strict xfails, listed by reason in every run's
+summary (``-ra``); the run fails as soon as one of them passes, so it moves to bombs.yaml then.
 """
 
 from __future__ import annotations
@@ -89,7 +90,18 @@ def _good_edit_still_works(gateway: Gateway) -> None:
     assert out.getpixel((0, 0)) == tuple(255 - c for c in RED)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+PENDING = pytest.mark.xfail(
+    strict=True,
+    reason="pending engine limits (op caps, decode memory): see tests/corpus/pending_engine.yaml",
+)
+
+
+def _param(case: Case) -> object:
+    marks = [PENDING] if case.source == "pending_engine.yaml" else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(case) for case in CASES])
 def test_corpus_case(corpus_gateway: Gateway, case: Case) -> None:
     server = ServerProcess(corpus_gateway.process.pid) if corpus_gateway.process else None
     if case.bomb and server is not None:
@@ -98,7 +110,9 @@ def test_corpus_case(corpus_gateway: Gateway, case: Case) -> None:
     response = _send(corpus_gateway, case)
     where = f"{case.source}:{case.id}"
     error = check_answer(response, where)
-    assert response.status_code == case.status, f"{where}: {response.status_code} {response.text[:400]}"
+    assert response.status_code == case.status, (
+        f"{where}: {response.status_code} {response.text[:400]}"
+    )
     if error is not None:
         assert error["code"] in case.codes, f"{where}: {error}"
         if case.check_param:
@@ -109,6 +123,6 @@ def test_corpus_case(corpus_gateway: Gateway, case: Case) -> None:
     if case.bomb and server is not None:
         grown_mb = (server.kib("VmHWM") - rss_before) / 1024
         cpu = server.cpu_seconds() - cpu_before
-        assert grown_mb < case.bomb["rss_mb"], f"{where}: peak RSS grew {grown_mb:.0f} MB"
-        assert cpu < case.bomb["cpu_s"], f"{where}: {cpu:.1f} s of CPU"
+        used = f"{where}: peak RSS grew {grown_mb:.0f} MB, {cpu:.2f} s of CPU"
+        assert grown_mb < case.bomb["rss_mb"] and cpu < case.bomb["cpu_s"], used
     _good_edit_still_works(corpus_gateway)

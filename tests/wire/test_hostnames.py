@@ -42,6 +42,16 @@ def test_a_host_no_resolver_takes_is_refused_before_any_lookup(host: str) -> Non
     assert recorder.requests == [] and stub.calls == []
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "65536"])
+def test_a_port_out_of_range_is_refused_before_any_lookup(port: str) -> None:
+    result, recorder, stub = asyncio.run(
+        fetch(f"http://example.com:{port}/x.png", never, {"example.com": [PUBLIC_V4]})
+    )
+    error = refused(result, "invalid_image_url")
+    assert "port" in error.message
+    assert recorder.requests == [] and stub.calls == []
+
+
 @pytest.mark.parametrize(
     "host", ["example.com", "a_b.example.com", "xn--9ca.com", "é.com", "a.", "a" * 63 + ".com"]
 )

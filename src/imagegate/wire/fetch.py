@@ -231,6 +231,14 @@ def _parse(url: str, param: str) -> httpx.URL:
         )
     if not parsed.raw_host:
         raise InvalidRequest(f"{param} has no host.", param=param, code="invalid_image_url")
+    # httpx takes any number of digits as a port; one past 65535 would only fail after the
+    # name was looked up, so it is refused with the rest of the URL's form.
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise InvalidRequest(
+            f"{param} has the port {parsed.port}; ports run from 1 to 65535.",
+            param=param,
+            code="invalid_image_url",
+        )
     problem = host_problem(parsed.raw_host)
     if problem is not None:
         raise InvalidRequest(
