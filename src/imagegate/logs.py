@@ -60,3 +60,5 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # the gateway logs each request itself
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would carry URLs
+    # At debug it logs every chunk it sends: whole events, base64 images and all.
+    logging.getLogger("sse_starlette").setLevel(logging.INFO)

@@ -10,7 +10,8 @@ with (``register_secret``) and the shapes keys and image data take:
 - a ``data:`` URL's payload;
 - a run of 32 or more base64 or key characters mixing letters and digits (base64 of an image,
   most providers' keys), except the gateway's own request ids and lower-case file paths;
-- escaped raw bytes (``\\x89PNG\\r\\n...``), as a ``bytes`` repr prints them.
+- a ``bytes`` repr with escaped binary in it (``b'\\x89PNG\\r\\n...'``), and runs of such
+  escapes outside one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _SHAPES = re.compile(
     r"(?P<bearer>(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{8,})"
     r"|(?P<key>\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,})"
     r"|(?P<data_url>(?i:data:)[^,\s'\"]{0,200};base64,[A-Za-z0-9+/=_-]{16,})"
+    r"|(?P<bytes_repr>\bb'(?:\\.|[^'\\]){0,4096}'|\bb\"(?:\\.|[^\"\\]){0,4096}\")"
     r"|(?P<raw_bytes>(?:\\x[0-9a-fA-F]{2}|\\[rnt0]){6,})"
     r"|(?P<run>[A-Za-z0-9+/_-]{32,}=*)"
 )
@@ -50,6 +52,8 @@ def _looks_like_data(run: str) -> bool:
 def _scrub(match: re.Match[str]) -> str:
     if match.lastgroup == "run" and not _looks_like_data(match[0]):
         return match[0]
+    if match.lastgroup == "bytes_repr" and match[0].count("\\x") < 4:
+        return match[0]  # b'abc' is a short literal, not a file's bytes
     return REDACTED
 
 

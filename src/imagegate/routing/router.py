@@ -10,12 +10,16 @@ from collections.abc import Mapping
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.core.errors import NotFound
+from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment
 
 
 class Router:
     def __init__(self, deployments: Mapping[str, Deployment]) -> None:
         self._by_provider = dict(deployments)
+        for deployment in self._by_provider.values():
+            # An upstream's error may quote the key it was sent; scrub it wherever it shows.
+            register_secret(deployment.api_key)
 
     def serves(self, card: ModelCard) -> bool:
         return card.provider in self._by_provider
