@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.fuzz.inprocess import InProcessGateway, gateway
 from tests.wire.conftest import _loopback_only  # noqa: F401  (the tripwire applies here too)
+
+# CI replays the same examples every run (seeded from each test's name), so a red build is
+# reproducible; on a developer's machine every run draws new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="module")
