@@ -17,6 +17,7 @@ from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
 from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
+from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.specs import SPECS
 from imagegate.routing.router import Router
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     allowed_networks = parse_networks(settings.fetch_allow_networks)
     # Pillow refuses to decode past this; our header check refuses earlier with a clear message.
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
+    if settings.master_key is not None:  # scrubbed from every error message and log line
+        register_secret(settings.master_key.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

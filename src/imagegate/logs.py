@@ -1,6 +1,8 @@
 """Logging: one JSON object per line on stderr (or plain text for a terminal).
 
 Records carry only what is passed in ``extra``; callers never pass keys, image bytes or base64.
+What they cannot vouch for (a message, a traceback's exception text, a client's ``user`` or
+path) passes through ``redact`` on the way out as well.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import time
 from typing import Any
 
 import orjson
+
+from imagegate.core.redact import redact
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
     "message",
@@ -27,14 +31,19 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup_logging(level: str = "info", fmt: str = "json") -> None:
@@ -42,7 +51,7 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -51,3 +60,5 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # the gateway logs each request itself
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines would carry URLs
+    # At debug it logs every chunk it sends: whole events, base64 images and all.
+    logging.getLogger("sse_starlette").setLevel(logging.INFO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Request
@@ -12,7 +13,7 @@ from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
 from imagegate.api.disconnect import unless_disconnected
 from imagegate.api.errors import JsonBytes
 from imagegate.api.middleware import request_lease, request_log
-from imagegate.api.openapi import EDIT_REQUEST_BODY
+from imagegate.api.openapi import EDIT_REQUEST_BODY, EDIT_RESPONSES
 from imagegate.api.streaming import stream_response
 from imagegate.core.errors import GatewayError, InvalidRequest
 from imagegate.core.response import images_body
@@ -22,12 +23,14 @@ from imagegate.wire.body import read_edit_request
 from imagegate.wire.pacing import paced
 
 router = APIRouter()
+_LENGTH = re.compile(r"[0-9]{1,20}")
 
 
 @router.post(
     "/v1/images/edits",
     dependencies=[Authorized],
     openapi_extra={"requestBody": EDIT_REQUEST_BODY},
+    responses=EDIT_RESPONSES,
     summary="Edit images (OpenAI-compatible)",
     response_class=JsonBytes,
 )
@@ -80,7 +83,9 @@ def _content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    # ASCII digits only: str.isdigit() takes '²', which int() refuses, and int() refuses
+    # strings past 4300 digits; either was a 500.
+    if not _LENGTH.fullmatch(raw.strip()):
         raise InvalidRequest(
             "The Content-Length header is not a number.", code="invalid_content_length"
         )

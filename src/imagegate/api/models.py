@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from imagegate.api.deps import Authorized, ServiceDep
 from imagegate.api.errors import JsonBytes
+from imagegate.api.openapi import MODEL_RESPONSES, MODELS_RESPONSES
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.sizing import describe_sizing
 from imagegate.service import EditService
@@ -46,14 +47,21 @@ def _compact(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value not in ([], {})}
 
 
-@router.get("/v1/models", dependencies=[Authorized], response_class=JsonBytes)
+@router.get(
+    "/v1/models", dependencies=[Authorized], response_class=JsonBytes, responses=MODELS_RESPONSES
+)
 async def list_models(request: Request, service: ServiceDep) -> Response:
     created: int = request.app.state.started_at
     data = [describe_card(card, service, created) for card in service.listed_cards()]
     return JsonBytes(orjson.dumps({"object": "list", "data": data}))
 
 
-@router.get("/v1/models/{model_id:path}", dependencies=[Authorized], response_class=JsonBytes)
+@router.get(
+    "/v1/models/{model_id:path}",
+    dependencies=[Authorized],
+    response_class=JsonBytes,
+    responses=MODEL_RESPONSES,
+)
 async def get_model(model_id: str, request: Request, service: ServiceDep) -> Response:
     card = service.card(model_id)
     return JsonBytes(orjson.dumps(describe_card(card, service, request.app.state.started_at)))

@@ -72,3 +72,167 @@ EDIT_REQUEST_BODY: dict[str, Any] = {
         },
     },
 }
+
+
+# -- responses ---------------------------------------------------------------------------------
+# Every refusal is the same envelope, so each route documents the statuses it answers with it;
+# "4XX" also keeps FastAPI from documenting its 422, which this gateway never sends.
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+                "origin": {"type": "string", "enum": ["gateway", "provider"]},
+            },
+        }
+    },
+}
+
+_ERROR_MEANINGS = {
+    400: "A missing or invalid field, image, mask or size; a model that cannot do what was asked.",
+    401: "IMAGEGATE_MASTER_KEY is set and the bearer key is missing or wrong.",
+    404: "An unknown model, or one whose provider is not configured.",
+    413: "An image, field or body over its limit.",
+    415: "A body that is neither multipart/form-data nor JSON.",
+    500: "A gateway bug; the message gives the request id.",
+    504: "The provider did not finish within the request timeout.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    content = {"application/json": {"schema": ERROR_SCHEMA}}
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"description": _ERROR_MEANINGS[status], "content": content} for status in statuses
+    }
+    responses["4XX"] = {
+        "description": "Any other refusal, in the same envelope.",
+        "content": content,
+    }
+    return responses
+
+
+_USAGE = {
+    "type": "object",
+    "properties": {
+        "input_tokens": {"type": "integer"},
+        "output_tokens": {"type": "integer"},
+        "total_tokens": {"type": "integer"},
+        "cost": {
+            "type": "object",
+            "properties": {"total_cost": {"type": "number"}, "currency": {"type": "string"}},
+        },
+    },
+}
+
+IMAGES_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["created", "data"],
+    "properties": {
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "b64_json": {"type": "string"},
+                    "url": {"type": "string"},
+                    "revised_prompt": {"type": "string"},
+                },
+            },
+        },
+        "size": {"type": "string"},
+        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
+        "quality": {"type": "string"},
+        "background": {"type": "string"},
+        "usage": _USAGE,
+    },
+}
+
+# One server-sent event, as OpenAPI 3.2 describes a stream item: its name and its JSON data.
+# Keepalive comments (": keepalive") carry no event and are not items.
+STREAM_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["image_edit.partial_image", "image_edit.completed", "error"],
+        },
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": ["image_edit.partial_image", "image_edit.completed", "error"],
+                    },
+                    "b64_json": {"type": "string"},
+                    "created_at": {"type": "integer"},
+                    "size": {"type": "string"},
+                    "quality": {"type": "string"},
+                    "background": {"type": "string"},
+                    "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
+                    "partial_image_index": {"type": "integer"},
+                    "usage": _USAGE,
+                    "error": ERROR_SCHEMA["properties"]["error"],
+                },
+            },
+        },
+    },
+}
+
+EDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The edited images; an event stream when the request set stream=true.",
+        "content": {
+            "application/json": {"schema": IMAGES_RESPONSE},
+            "text/event-stream": {"schema": STREAM_EVENT},
+        },
+    },
+    **error_responses(400, 401, 404, 413, 415, 500, 504),
+}
+
+_MODEL = {
+    "type": "object",
+    "required": ["id", "object"],
+    "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["model"]}},
+}
+
+MODELS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The models this gateway serves, each with what it can do.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["object", "data"],
+                    "properties": {
+                        "object": {"type": "string", "enum": ["list"]},
+                        "data": {"type": "array", "items": _MODEL},
+                    },
+                }
+            }
+        },
+    },
+    **error_responses(401),
+}
+
+MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One model, by id or alias.",
+        "content": {"application/json": {"schema": _MODEL}},
+    },
+    **error_responses(401, 404),
+}

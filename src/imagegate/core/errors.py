@@ -26,6 +26,8 @@ Foreign exceptions (httpx, Pillow, python-multipart) are translated into this fa
 are caught; nothing else reaches the client. Each error also says whether trying again (the same
 request, maybe elsewhere) could help: ``retryable``. Rate limits, upstream failures, timeouts and
 a busy gateway could; anything about the request itself could not.
+Messages and params pass through ``redact`` when the error is made: a message may echo client
+input or quote a provider's answer, and neither may carry a key or image data back out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import orjson
+
+from imagegate.core.redact import redact
 
 Origin = Literal["gateway", "provider"]
 
@@ -54,9 +58,10 @@ class GatewayError(Exception):
         headers: Mapping[str, str] | None = None,
         retryable: bool | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = redact(param) if param is not None else None
         self.code = code if code is not None else self.default_code
         self.origin: Origin = origin
         self.headers: dict[str, str] = dict(headers or {})

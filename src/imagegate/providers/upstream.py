@@ -18,7 +18,8 @@ translates, in one place, every way a call can fail::
 Adapters only say how their provider spells an error (``ErrorReader``): its message, code, and,
 where the status alone misleads (Gemini's 400 ``API_KEY_INVALID``, moderation under 200 or
 403), what kind of failure it is. Every message that leaves here passes through ``redact``: no
-key, whether in a header, a URL or an echoed request, reaches a client or a log line.
+key, whether in a header, a URL or an echoed request, reaches a client or a log line
+(``core.redact``, which knows every deployment's key).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,6 +44,7 @@ from imagegate.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from imagegate.core.redact import redact
 from imagegate.providers.base import Deployment
 
 log = logging.getLogger("imagegate.upstream")
@@ -52,16 +53,6 @@ FailureKind = Literal[
     "invalid", "not_found", "moderation", "auth", "rate_limit", "too_large", "server"
 ]
 _MESSAGE_LIMIT = 600
-# Credentials that can sit in text a provider echoes back: query parameters and bearer tokens.
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)((?:api[-_]?key|key|token|access_token|sig|signature)=)[^&\s\"']+"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(
-        r"(?i)(\"?(?:x-goog-api-key|api-key|x-key|authorization)\"?\s*[:=]\s*\"?)[^\s\",}]+"
-    ),
-    re.compile(r"\b(sk-|xai-|AIza)[A-Za-z0-9_-]{8,}"),
-)
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=_-]{200,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +69,10 @@ class ProviderFailure:
 ErrorReader = Callable[[int, bytes], ProviderFailure]  # (status, body) -> the provider's words
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` without key material or long base64 runs, cut to a readable length."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "***", text)
-    text = _BASE64_RUN.sub("<base64>", text)
+def provider_words(text: str) -> str:
+    """A provider's message as the client may see it: scrubbed of keys and image data (the
+    deployment keys are registered with ``core.redact``), cut to a readable length."""
+    text = redact(text)
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
 
 
@@ -153,8 +140,7 @@ class Upstream:
             failure = self.read_error(status, body)
         except Exception:  # a body the adapter cannot read is still an upstream error
             failure = ProviderFailure(json_message(body)[1] or f"HTTP {status}")
-        secrets = (deployment.secret(),)
-        message = redact(failure.message, secrets)
+        message = provider_words(failure.message)
         name = self.provider
         kind = failure.kind or _kind_of(status)
         log.warning(

@@ -12,12 +12,16 @@ from collections.abc import Iterable
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.core.errors import NotFound
+from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment
 
 
 class Router:
     def __init__(self, deployments: Iterable[Deployment]) -> None:
         self._deployments = list(deployments)
+        for deployment in self._deployments:
+            # An upstream's error may quote the key it was sent; scrub it wherever it shows.
+            register_secret(deployment.secret())
 
     def _candidates(self, card: ModelCard) -> list[Deployment]:
         return [

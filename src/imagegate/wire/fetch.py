@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
+import idna
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
 from imagegate.core.units import shorten
@@ -112,8 +114,10 @@ class ImageFetcher:
             addresses = [literal]
         else:
             try:
-                addresses = await self._resolve(host, port)
-            except OSError:
+                # The ASCII (punycode) form: what the Host header carries, so the name judged is
+                # the name asked for, and the C resolver never runs its own IDNA codec on it.
+                addresses = await self._resolve(url.raw_host.decode("ascii"), port)
+            except (OSError, UnicodeError):
                 raise InvalidRequest(
                     f"{param}: the host {shorten(host)} does not resolve.",
                     param=param,
@@ -159,8 +163,10 @@ class ImageFetcher:
     async def _read_capped(
         self, response: httpx.Response, param: str, budget: ByteBudget | None
     ) -> bytes:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+        declared = response.headers.get("content-length", "").strip()
+        # A server may send any text here; '²' passes isdigit() but not int(), and more than
+        # 4300 digits make int() raise. Only a plain number is believed; the cap still counts.
+        if re.fullmatch(r"[0-9]{1,30}", declared) and int(declared) > self._max_bytes:
             raise self._too_large(param)
         # The request asks for identity. A compressed body is refused, not decoded: httpx would
         # inflate each network chunk whole (``gzip, gzip`` nests) before the cap could count it.
@@ -223,8 +229,21 @@ def _parse(url: str, param: str) -> httpx.URL:
             param=param,
             code="invalid_image_url",
         )
-    if not parsed.host:
+    if not parsed.raw_host:
         raise InvalidRequest(f"{param} has no host.", param=param, code="invalid_image_url")
+    # httpx takes any number of digits as a port; one past 65535 would only fail after the
+    # name was looked up, so it is refused with the rest of the URL's form.
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        raise InvalidRequest(
+            f"{param} has the port {parsed.port}; ports run from 1 to 65535.",
+            param=param,
+            code="invalid_image_url",
+        )
+    problem = host_problem(parsed.raw_host)
+    if problem is not None:
+        raise InvalidRequest(
+            f"{param} has an invalid host name: {problem}.", param=param, code="invalid_image_url"
+        )
     if parsed.userinfo:
         raise InvalidRequest(
             f"{param} must not carry a user name or password.",
@@ -232,3 +251,35 @@ def _parse(url: str, param: str) -> httpx.URL:
             code="invalid_image_url",
         )
     return parsed
+
+
+_LABEL = re.compile(rb"^[A-Za-z0-9_-]{1,63}$")
+
+
+def host_problem(raw_host: bytes) -> str | None:
+    """Why ``raw_host`` (a URL's ASCII host) cannot be looked up, or None when it can.
+
+    Checked when the URL is parsed, so a name no resolver would take (an empty label, one over
+    63 characters, a broken punycode label) is the client's 400, not an exception deep in
+    ``getaddrinfo``'s IDNA codec, and nothing is looked up or connected to.
+    """
+    if b":" in raw_host:  # an IPv6 literal, already checked by the URL parser
+        return None
+    name = raw_host[:-1] if raw_host.endswith(b".") else raw_host
+    if not name:
+        return "it is empty"
+    if len(name) > 253:
+        return f"it is {len(name)} characters long; the limit is 253"
+    for label in name.split(b"."):
+        if not label:
+            return "it has an empty label (two dots in a row, or a leading dot)"
+        if len(label) > 63:
+            return f"a label is {len(label)} characters long; the limit is 63"
+        if not _LABEL.match(label):
+            return "it has characters a host name cannot have"
+        if label[:4].lower() == b"xn--":
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                return f"{shorten(label.decode('ascii'))} is not a valid internationalized label"
+    return None

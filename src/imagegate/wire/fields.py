@@ -103,8 +103,18 @@ def coerce(spec: FieldSpec, raw: object, *, from_json: bool) -> object:
         return value
     if spec.kind == "size":
         value = raw.strip().lower()
-        if value == "auto" or _SIZE_RE.match(value):
+        if value == "auto":
             return value
+        match = _SIZE_RE.match(value)
+        # A zero side is no size for any model (and 64x0 with an aspect_ratio divided by zero
+        # further down): refused here, where every model's request passes.
+        if match and int(match[1]) > 0 and int(match[2]) > 0:
+            return value
+        if match:
+            raise InvalidRequest(
+                f"size must have both sides above 0, such as '1024x1024'; got {_show(raw)}.",
+                param=name,
+            )
         raise InvalidRequest(
             f"size must be 'auto' or WIDTHxHEIGHT in pixels, such as '1024x1024'; got "
             f"{_show(raw)}.",
@@ -176,7 +186,11 @@ def _coerce_int(spec: FieldSpec, raw: object, *, from_json: bool) -> int:
 
 
 def _show(raw: object) -> str:
-    text = repr(raw)
+    """A short echo of what the client sent. Containers are named, not printed: the repr of a
+    thousand nested arrays raises RecursionError, and a long one says nothing useful."""
+    if isinstance(raw, list | dict):
+        return _json_type(raw)
+    text = repr(raw[:40] if isinstance(raw, str) else raw)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
