@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.providers.local.engine import MAX_OUTPUT_PIXELS
-from imagegate.providers.local.ops import MAX_SIDE
+from imagegate.providers.local.limits import MAX_OUTPUT_PIXELS, MAX_SIDE
 
 LOCAL_CARDS: list[dict[str, Any]] = [
     {
