@@ -94,7 +94,7 @@ class LocalProvider:
         self._closed = True
         for cancel in self._running:
             cancel.set()
-        pending = [asyncio.wrap_future(work) for work in self._running.values()]
+        pending = [_settled(work) for work in self._running.values()]
         self._pool.shutdown(wait=False, cancel_futures=True)
         if pending:
             await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -107,7 +107,7 @@ async def _outcome(work: Future[Rendered], cancel: CancelFlag) -> Rendered:
     Waiting for that before re-raising keeps the caller's concurrency slot taken until the
     thread is free again.
     """
-    done = asyncio.wrap_future(work)
+    done = _settled(work)
     try:
         await asyncio.wait({done})  # unlike awaiting `done`, this never cancels it
     except asyncio.CancelledError:
@@ -126,8 +126,23 @@ async def _until_done(done: asyncio.Future[Rendered]) -> None:
             await asyncio.wait({done})
         except asyncio.CancelledError:
             continue  # cancelled again (a deadline on top of a disconnect): keep waiting
+
+
+def _settled(work: Future[Rendered]) -> asyncio.Future[Rendered]:
+    """``work`` as an asyncio future whose exception counts as seen even if nobody asks.
+
+    Otherwise a render stopped after its request went away leaves a future that logs "exception
+    never retrieved" when collected, and on CPython 3.11 that logging, run by the collector in
+    the middle of an unrelated ``ast.parse``, can fail it with a SystemError.
+    """
+    done = asyncio.wrap_future(work)
+    done.add_done_callback(_seen)
+    return done
+
+
+def _seen(done: asyncio.Future[Rendered]) -> None:
     if not done.cancelled():
-        done.exception()  # retrieved, so asyncio does not log it as never retrieved
+        done.exception()
 
 
 def _stopping() -> ServiceUnavailable:

@@ -75,9 +75,8 @@ def render(job: EditJob, cancel: CancelFlag = NEVER) -> Rendered:
         result = _combined(request.images, layout, tone, request.mask, cancel)
         labels.append(f"combine {len(request.images)} images ({_LAYOUT_WORDS[layout]})")
     for op in canvas:
-        cancel.check()
         labels.append(op.label_for(result.size))
-        result = op.apply(result)
+        result = op.run(result, cancel)
     cancel.check()
     result, finishing = target.finish(result)
     labels.extend(finishing)
@@ -111,8 +110,7 @@ def _edited(
     original = decode(source, cancel, size)
     image = original
     for op in tone:
-        cancel.check()
-        image = op.apply(image)
+        image = op.run(image, cancel)
     if mask is None:
         return image
     cancel.check()

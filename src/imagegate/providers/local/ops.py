@@ -19,6 +19,7 @@ from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.providers.local import limits
+from imagegate.providers.local.cancel import CancelFlag
 from imagegate.providers.local.limits import Size
 
 Kind = Literal["tone", "canvas"]
@@ -26,6 +27,7 @@ Kind = Literal["tone", "canvas"]
 # free_rotation: a rotation by an angle that is not a quarter turn (a resample that grows).
 Cost = Literal["plain", "filter", "resample", "free_rotation"]
 Transform = Callable[[Image.Image], Image.Image]
+Stoppable = Callable[[Image.Image, CancelFlag], Image.Image]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,16 @@ class Op:
     radius: float = 0.0  # a blur's radius, which the budget adds up
     # The label for an image of a given size, where the op adapts to it (a capped scale).
     describe: Callable[[Size], str] | None = None
+    # The same transform in bands, checking the flag between them, for the ops slow enough
+    # on a large image to hold up a stop by more than a fraction of a second.
+    banded: Stoppable | None = None
 
     def label_for(self, size: Size) -> str:
         return self.describe(size) if self.describe is not None else self.label
+
+    def run(self, image: Image.Image, cancel: CancelFlag) -> Image.Image:
+        cancel.check()
+        return self.banded(image, cancel) if self.banded else self.apply(image)
 
 
 def _on_rgb(fn: Callable[[Image.Image], Image.Image]) -> Transform:
@@ -53,6 +62,54 @@ def _on_rgb(fn: Callable[[Image.Image], Image.Image]) -> Transform:
         return out
 
     return run
+
+
+# Rows per band: about this many pixels, so one band of the slowest filter takes a fraction of a
+# second even on the largest image the engine takes.
+BAND_PIXELS = 4_000_000
+
+
+def _in_bands(transform: Transform, margin: int) -> Stoppable:
+    """``transform`` applied band by band, each with ``margin`` rows of context either side.
+
+    Valid for neighbourhood filters whose reach is at most ``margin`` rows: every output row
+    sees exactly the input rows it would see in one pass, so the result is identical (the
+    tests compare bytes), and the flag is checked between bands.
+    """
+
+    def run(image: Image.Image, cancel: CancelFlag) -> Image.Image:
+        width, height = image.size
+        rows = max(BAND_PIXELS // width, 4 * margin, 1)
+        if rows >= height:
+            return transform(image)
+        out = Image.new(image.mode, image.size)
+        for top in range(0, height, rows):
+            cancel.check()
+            bottom = min(height, top + rows)
+            above, below = max(0, top - margin), min(height, bottom + margin)
+            done = transform(image.crop((0, above, width, below)))
+            out.paste(done.crop((0, top - above, width, bottom - above)), (0, top))
+        return out
+
+    return run
+
+
+def _filter(name: str, label: str, transform: Transform, margin: int, radius: float = 0.0) -> Op:
+    return Op(
+        name,
+        label,
+        "tone",
+        transform,
+        cost="filter",
+        radius=radius,
+        banded=_in_bands(transform, margin),
+    )
+
+
+def _blur_reach(radius: float) -> int:
+    # Pillow's Gaussian blur is three box blurs of about ``radius`` each; each reaches at most
+    # ceil(radius) + 1 rows, so three reach less than this.
+    return 3 * math.ceil(radius) + 4
 
 
 def grayscale() -> Op:
@@ -75,25 +132,23 @@ def sepia() -> Op:
 
 def blur(radius: float) -> Op:
     radius = min(max(radius, 0.5), 100.0)
-    return Op(
+    return _filter(
         "blur",
         f"blur (radius {radius:g})",
-        "tone",
         _on_rgb(lambda rgb: rgb.filter(ImageFilter.GaussianBlur(radius))),
-        cost="filter",
+        _blur_reach(radius),
         radius=radius,
     )
 
 
 def sharpen() -> Op:
-    return Op(
+    return _filter(
         "sharpen",
         "sharpen",
-        "tone",
         _on_rgb(
             lambda rgb: rgb.filter(ImageFilter.UnsharpMask(radius=2, percent=160, threshold=2))
         ),
-        cost="filter",
+        _blur_reach(2),
     )
 
 
@@ -136,23 +191,13 @@ def autocontrast() -> Op:
 
 
 def edges() -> Op:
-    return Op(
-        "edges",
-        "edge detect",
-        "tone",
-        _on_rgb(lambda rgb: rgb.filter(ImageFilter.FIND_EDGES)),
-        cost="filter",
+    return _filter(
+        "edges", "edge detect", _on_rgb(lambda rgb: rgb.filter(ImageFilter.FIND_EDGES)), 2
     )
 
 
 def emboss() -> Op:
-    return Op(
-        "emboss",
-        "emboss",
-        "tone",
-        _on_rgb(lambda rgb: rgb.filter(ImageFilter.EMBOSS)),
-        cost="filter",
-    )
+    return _filter("emboss", "emboss", _on_rgb(lambda rgb: rgb.filter(ImageFilter.EMBOSS)), 2)
 
 
 def pixelate(block: int) -> Op:
