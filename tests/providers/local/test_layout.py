@@ -190,3 +190,20 @@ def test_the_largest_combined_canvas_is_within_the_output_limits() -> None:
         canvas = arrange(sizes, layout).canvas
         assert limits.within(canvas)
         assert max(canvas) == 4096 or math.prod(canvas) <= limits.MAX_OUTPUT_PIXELS
+
+
+def test_a_mask_follows_the_first_image_when_the_layout_shrinks_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two 64x48 side by side are 128 wide; with a 64 px limit each is placed at 32x24, and the
+    # mask (64x48, left half transparent) must be fitted to the first image's place with it.
+    monkeypatch.setattr(limits, "MAX_SIDE", 64)
+    red = imaging.encode(Image.new("RGB", (64, 48), (200, 30, 30)))
+    job = make_job([red, red], "invert", mask=imaging.mask_left_half())
+    out = imaging.decode(render(job).data).convert("RGB")
+    assert out.size == (64, 24)
+    inverted = (55, 225, 225)
+    assert out.getpixel((2, 12)) == inverted  # first image, left half: edited
+    assert out.getpixel((29, 12)) == (200, 30, 30)  # first image, right half: kept
+    assert out.getpixel((34, 12)) == inverted  # the second image is edited all over
+    assert out.getpixel((62, 12)) == inverted
