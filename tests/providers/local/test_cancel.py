@@ -19,7 +19,7 @@ from imagegate.catalog.catalog import Catalog
 from imagegate.core.errors import ServiceUnavailable, UpstreamTimeout
 from imagegate.core.request import EditRequest
 from imagegate.providers.base import Deployment, DiscardEvents, EditJob, ProviderRegistry
-from imagegate.providers.local import adapter, cancel, encode, ops
+from imagegate.providers.local import adapter, bands, cancel, encode, ops
 from imagegate.providers.local.adapter import LocalProvider
 from imagegate.providers.local.cancel import CancelFlag, RenderCancelled
 from imagegate.providers.local.card import LOCAL_CARDS
@@ -278,27 +278,27 @@ def test_encoding_stops_between_the_chunks_it_writes(monkeypatch: pytest.MonkeyP
 def test_a_filter_in_bands_gives_the_same_bytes_as_in_one_pass(
     monkeypatch: pytest.MonkeyPatch, op: ops.Op, size: tuple[int, int]
 ) -> None:
-    monkeypatch.setattr(ops, "BAND_PIXELS", 5000)  # bands of a few dozen rows
+    monkeypatch.setattr(bands, "BAND_PIXELS", 5000)  # bands of a few dozen rows
     image = Image.effect_noise(size, 70).convert("RGBA")
     image.putalpha(Image.effect_noise(size, 90))
     assert op.run(image, CancelFlag()).tobytes() == op.apply(image).tobytes()
 
 
 def test_a_filter_in_bands_stops_between_bands(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ops, "BAND_PIXELS", 5000)
+    monkeypatch.setattr(bands, "BAND_PIXELS", 5000)
     image = Image.effect_noise((100, 2000), 70).convert("RGBA")
     flag = CancelFlag()
-    bands = []
+    cut: list[object] = []
     crop = Image.Image.crop
 
     def counted(self: Image.Image, box: tuple[int, int, int, int] | None = None) -> Image.Image:
         if self.size == (100, 2000):  # a band cut from the source
-            bands.append(box)
-            if len(bands) == 3:
+            cut.append(box)
+            if len(cut) == 3:
                 flag.set()
         return crop(self, box)
 
     monkeypatch.setattr(Image.Image, "crop", counted)
     with pytest.raises(RenderCancelled):
         ops.edges().run(image, flag)
-    assert len(bands) == 3  # of 40
+    assert len(cut) == 3  # of 40

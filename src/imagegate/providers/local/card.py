@@ -17,7 +17,9 @@ LOCAL_CARDS: list[dict[str, Any]] = [
         "sizing": {
             "style": "pixels",
             "custom": {"min_side": 16, "max_side": MAX_SIDE, "max_pixels": MAX_OUTPUT_PIXELS},
-            "default": "the input's size",
+            # Not a WxH: with no size asked, the edit keeps its own size (the output rule
+            # still fits it to 4096 px / 36 MP).
+            "default": "the edit's own size, scaled to fit 4096 px / 36 MP",
         },
         "n": {"min": 1, "max": 4},
         "output_formats": ["png", "jpeg", "webp"],

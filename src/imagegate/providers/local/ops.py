@@ -19,6 +19,7 @@ from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.providers.local import limits
+from imagegate.providers.local.bands import Stoppable, blur_reach, in_bands
 from imagegate.providers.local.cancel import CancelFlag
 from imagegate.providers.local.limits import Size
 
@@ -27,7 +28,6 @@ Kind = Literal["tone", "canvas"]
 # free_rotation: a rotation by an angle that is not a quarter turn (a resample that grows).
 Cost = Literal["plain", "filter", "resample", "free_rotation"]
 Transform = Callable[[Image.Image], Image.Image]
-Stoppable = Callable[[Image.Image, CancelFlag], Image.Image]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,36 +64,6 @@ def _on_rgb(fn: Callable[[Image.Image], Image.Image]) -> Transform:
     return run
 
 
-# Rows per band: about this many pixels, so one band of the slowest filter takes a fraction of a
-# second even on the largest image the engine takes.
-BAND_PIXELS = 4_000_000
-
-
-def _in_bands(transform: Transform, margin: int) -> Stoppable:
-    """``transform`` applied band by band, each with ``margin`` rows of context either side.
-
-    Valid for neighbourhood filters whose reach is at most ``margin`` rows: every output row
-    sees exactly the input rows it would see in one pass, so the result is identical (the
-    tests compare bytes), and the flag is checked between bands.
-    """
-
-    def run(image: Image.Image, cancel: CancelFlag) -> Image.Image:
-        width, height = image.size
-        rows = max(BAND_PIXELS // width, 4 * margin, 1)
-        if rows >= height:
-            return transform(image)
-        out = Image.new(image.mode, image.size)
-        for top in range(0, height, rows):
-            cancel.check()
-            bottom = min(height, top + rows)
-            above, below = max(0, top - margin), min(height, bottom + margin)
-            done = transform(image.crop((0, above, width, below)))
-            out.paste(done.crop((0, top - above, width, bottom - above)), (0, top))
-        return out
-
-    return run
-
-
 def _filter(name: str, label: str, transform: Transform, margin: int, radius: float = 0.0) -> Op:
     return Op(
         name,
@@ -102,14 +72,8 @@ def _filter(name: str, label: str, transform: Transform, margin: int, radius: fl
         transform,
         cost="filter",
         radius=radius,
-        banded=_in_bands(transform, margin),
+        banded=in_bands(transform, margin),
     )
-
-
-def _blur_reach(radius: float) -> int:
-    # Pillow's Gaussian blur is three box blurs of about ``radius`` each; each reaches at most
-    # ceil(radius) + 1 rows, so three reach less than this.
-    return 3 * math.ceil(radius) + 4
 
 
 def grayscale() -> Op:
@@ -136,7 +100,7 @@ def blur(radius: float) -> Op:
         "blur",
         f"blur (radius {radius:g})",
         _on_rgb(lambda rgb: rgb.filter(ImageFilter.GaussianBlur(radius))),
-        _blur_reach(radius),
+        blur_reach(radius),
         radius=radius,
     )
 
@@ -148,7 +112,7 @@ def sharpen() -> Op:
         _on_rgb(
             lambda rgb: rgb.filter(ImageFilter.UnsharpMask(radius=2, percent=160, threshold=2))
         ),
-        _blur_reach(2),
+        blur_reach(2),
     )
 
 
