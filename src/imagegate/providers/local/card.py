@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.providers.local.limits import MAX_OUTPUT_PIXELS, MAX_SIDE
+from imagegate.providers.local.limits import MAX_OUTPUT_PIXELS, MAX_SIDE, describe_limits
 
 LOCAL_CARDS: list[dict[str, Any]] = [
     {
@@ -19,7 +19,7 @@ LOCAL_CARDS: list[dict[str, Any]] = [
             "custom": {"min_side": 16, "max_side": MAX_SIDE, "max_pixels": MAX_OUTPUT_PIXELS},
             # Not a WxH: with no size asked, the edit keeps its own size (the output rule
             # still fits it to 4096 px / 36 MP).
-            "default": "the edit's own size, scaled to fit 4096 px / 36 MP",
+            "default": f"the edit's own size, scaled to fit {describe_limits()}",
         },
         "n": {"min": 1, "max": 4},
         "output_formats": ["png", "jpeg", "webp"],
