@@ -33,7 +33,7 @@ from tests.providers.local.test_engine import make_job, part
 DEADLINE = 20.0  # seconds: only ever hit if a render fails to stop
 LOCAL = Deployment(provider="local")
 
-# Far more work than the tests wait for: 32 operations (8 of them filters) on 9 MP. Uncancelled
+# Far more work than the tests wait for: 32 operations (8 of them filters) on 6 MP. Uncancelled
 # it runs for seconds; every test cancels it within a step or two of starting.
 SLOW_PROMPT = ", ".join(
     ["blur radius 25, increase contrast, invert, sharpen, sepia, brighten, posterize, solarize"] * 4
@@ -42,7 +42,7 @@ SLOW_PROMPT = ", ".join(
 
 @pytest.fixture(scope="module")
 def big_png() -> bytes:
-    return imaging.encode(Image.new("RGB", (3000, 3000), (120, 80, 40)))
+    return imaging.encode(Image.new("RGB", (2500, 2500), (120, 80, 40)))
 
 
 @dataclass

@@ -86,3 +86,50 @@ def test_a_transparent_background_in_words_with_an_alpha_format_is_fine(fmt: str
 
 def test_jpeg_without_transparency_asked_is_fine() -> None:
     accepted("grayscale", output_format="jpeg")
+
+
+# --- the work the whole prompt does, known from the headers -----------------------------------
+
+
+def header_only(width: int, height: int) -> bytes:
+    from tests.providers.local.test_engine import _header_only_png
+
+    return _header_only_png(width, height)
+
+
+def check_on(images: list[bytes], prompt: str) -> None:
+    LocalProvider(max_concurrency=1).check(make_job(images, prompt))
+
+
+def test_work_adds_passes_at_the_size_each_operation_sees() -> None:
+    from imagegate.providers.local.budget import work
+    from imagegate.providers.local.prompt import parse_prompt
+
+    ops = parse_prompt("double the size, invert, rotate 45").ops
+    # invert (a tone op) runs first at 1 MP, then the scale (x2) at 1 MP, then the rotation
+    # (x3) at the 4 MP the scale made (a little more: the rotated canvas is bounded from above).
+    assert work(ops, (1000, 1000)) == pytest.approx(1 + 2 + 3 * 4)
+
+
+def test_a_36_mp_input_takes_eleven_plain_operations_not_twelve() -> None:
+    # Headers only: the check decodes no pixel, so these need no pixel data behind them.
+    big = header_only(6000, 6000)
+    check_on([big], ", ".join(["invert"] * 11))
+    with pytest.raises(InvalidRequest) as caught:
+        check_on([big], ", ".join(["invert"] * 12))
+    error = caught.value
+    assert (error.param, error.code) == ("prompt", "operation_too_costly")
+    assert "at most 400 megapixel-passes" in error.message
+    assert "6000x6000 pixels needs 432" in error.message
+
+
+def test_several_images_count_at_their_combined_canvas() -> None:
+    images = [header_only(3000, 3000)] * 4  # a 2x2 grid shrunk to 4096x4096 (16.8 MP)
+    check_on(images, ", ".join(["invert"] * 23))
+    with pytest.raises(InvalidRequest) as caught:
+        check_on(images, ", ".join(["invert"] * 24))
+    assert "4096x4096 pixels needs 403" in caught.value.message
+
+
+def test_a_small_image_takes_the_whole_count_budget() -> None:
+    check_on([header_only(2000, 1500)], ", ".join(["blur"] * 8 + ["invert"] * 24))

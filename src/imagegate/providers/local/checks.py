@@ -12,16 +12,26 @@ from imagegate.core.request import ImageInput
 from imagegate.providers.base import EditJob
 from imagegate.providers.local import limits
 from imagegate.providers.local.budget import check_budget
+from imagegate.providers.local.layout import arrange, layout_for
+from imagegate.providers.local.limits import Size
 from imagegate.providers.local.prompt import Plan, parse_prompt
 from imagegate.providers.local.target import output_target
 
 
 def check_job(job: EditJob) -> None:
     plan = parse_prompt(job.request.prompt, model=job.card.id)
-    check_budget(plan.ops, job.card.id)
     check_input_pixels(job.request.images, job.card.id)
+    check_budget(plan.ops, job.card.id, working_size(plan, job.request.images))
     check_transparency(plan, job)
     output_target(job.sizing, job.card)
+
+
+def working_size(plan: Plan, images: tuple[ImageInput, ...]) -> Size:
+    """The canvas the operations start on: the image, or the combined canvas of several."""
+    if len(images) == 1:
+        return images[0].width, images[0].height
+    layout = layout_for(plan.layout, len(images))
+    return arrange([(image.width, image.height) for image in images], layout).canvas
 
 
 def check_input_pixels(images: tuple[ImageInput, ...], model: str) -> None:

@@ -28,7 +28,7 @@ from imagegate.providers.local import limits, ops
 from imagegate.providers.local.cancel import NEVER, CancelFlag
 from imagegate.providers.local.decode import decode
 from imagegate.providers.local.encode import encode
-from imagegate.providers.local.layout import arrange
+from imagegate.providers.local.layout import arrange, layout_for
 from imagegate.providers.local.ops import Op
 from imagegate.providers.local.prompt import Layout, Plan, parse_prompt
 from imagegate.providers.local.target import output_target
@@ -71,7 +71,7 @@ def render(job: EditJob, cancel: CancelFlag = NEVER) -> Rendered:
     if len(request.images) == 1:
         result = _edited(request.images[0], None, tone, request.mask, cancel)
     else:
-        layout: Layout = plan.layout or ("row" if len(request.images) <= 3 else "grid")
+        layout = layout_for(plan.layout, len(request.images))
         result = _combined(request.images, layout, tone, request.mask, cancel)
         labels.append(f"combine {len(request.images)} images ({_LAYOUT_WORDS[layout]})")
     for op in canvas:

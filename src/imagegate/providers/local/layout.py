@@ -36,6 +36,11 @@ class Arrangement:
     places: tuple[Placement, ...]
 
 
+def layout_for(asked: Layout | None, count: int) -> Layout:
+    """The layout the prompt named, else side by side for up to three images, a grid beyond."""
+    return asked or ("row" if count <= 3 else "grid")
+
+
 def arrange(sizes: Sequence[Size], layout: Layout) -> Arrangement:
     if layout == "row":
         return _row(sizes)

@@ -43,6 +43,12 @@ class Op:
     # The same transform in bands, checking the flag between them, for the ops slow enough
     # on a large image to hold up a stop by more than a fraction of a second.
     banded: Stoppable | None = None
+    # The size this op makes from a given size, known before any pixel is touched, so the
+    # budget can add up the work of a whole prompt; None for ops that keep the size.
+    resized: Callable[[Size], Size] | None = None
+
+    def size_after(self, size: Size) -> Size:
+        return self.resized(size) if self.resized is not None else size
 
     def label_for(self, size: Size) -> str:
         return self.describe(size) if self.describe is not None else self.label
@@ -233,7 +239,15 @@ def rotate(clockwise_degrees: float) -> Op:
     # A half turn keeps the canvas, so it may be limited to the mask like any tone operation.
     kind: Kind = "tone" if degrees in (0.0, 180.0) else "canvas"
     cost: Cost = "plain" if degrees in exact or degrees == 0 else "free_rotation"
-    return Op("rotate", label, kind, run, cost=cost, describe=describe)
+
+    def turned(size: Size) -> Size:
+        if degrees in (90.0, 270.0):
+            return size[1], size[0]
+        if degrees in exact or degrees == 0:
+            return size
+        return rotated_bounds(fit_for_rotation(size, degrees), degrees)  # at most this
+
+    return Op("rotate", label, kind, run, cost=cost, describe=describe, resized=turned)
 
 
 def rotated_bounds(size: Size, degrees: float) -> Size:
@@ -278,6 +292,7 @@ def resize_to(width: int, height: int) -> Op:
             (width, height), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP
         ),
         cost="resample",
+        resized=lambda _size: (width, height),
     )
 
 
@@ -304,22 +319,40 @@ def scale_by(factor: float) -> Op:
             f"{limits.binding_limit(wanted)})"
         )
 
-    return Op("resize", f"scale by {factor:g}", "canvas", run, cost="resample", describe=describe)
+    return Op(
+        "resize",
+        f"scale by {factor:g}",
+        "canvas",
+        run,
+        cost="resample",
+        describe=describe,
+        resized=lambda size: scaled(size)[0],
+    )
 
 
 def crop_to_ratio(width_part: int, height_part: int) -> Op:
-    def run(image: Image.Image) -> Image.Image:
+    def box(size: Size) -> tuple[int, int, int, int]:
         target = width_part / height_part
-        w, h = image.size
+        w, h = size
         if w / h > target:
             new_w = max(1, round(h * target))
             left = (w - new_w) // 2
-            return image.crop((left, 0, left + new_w, h))
+            return left, 0, left + new_w, h
         new_h = max(1, round(w / target))
         top = (h - new_h) // 2
-        return image.crop((0, top, w, top + new_h))
+        return 0, top, w, top + new_h
 
-    return Op("crop", f"centre crop to {width_part}:{height_part}", "canvas", run)
+    def cropped(size: Size) -> Size:
+        left, top, right, bottom = box(size)
+        return right - left, bottom - top
+
+    return Op(
+        "crop",
+        f"centre crop to {width_part}:{height_part}",
+        "canvas",
+        lambda image: image.crop(box(image.size)),
+        resized=cropped,
+    )
 
 
 def transparent_background(tolerance: int = 40) -> Op:
