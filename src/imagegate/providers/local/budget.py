@@ -25,7 +25,7 @@ MAX_FREE_ROTATIONS = 4  # rotations by angles that are not quarter turns
 # by how long it takes per pixel next to a plain pass (measured on Pillow 13: a plain pass over
 # 36 MP takes 0.35-0.6 s of one core, a filter 1.2-1.5 s, a LANCZOS resize 0.7 s, a free
 # rotation about 1 s). 400 is about 5-7 seconds of one core: 11 plain operations on a 36 MP
-# photo, or all 32 (8 of them filters) on an 8 MP one.
+# photo, or all 32 (8 of them filters) on a 7 MP one.
 MAX_WORK = 400
 _WEIGHTS = {"plain": 1, "filter": 4, "resample": 2, "free_rotation": 3}
 
