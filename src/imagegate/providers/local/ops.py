@@ -63,7 +63,9 @@ def _on_rgb(fn: Callable[[Image.Image], Image.Image]) -> Transform:
 
     def run(image: Image.Image) -> Image.Image:
         alpha = image.getchannel("A")
-        out = fn(image.convert("RGB")).convert("RGB")
+        out = fn(image.convert("RGB"))
+        if out.mode != "RGB":  # convert() copies even to the same mode: a whole image wasted
+            out = out.convert("RGB")
         out.putalpha(alpha)
         return out
 
