@@ -142,3 +142,49 @@ def test_resolved_pixels() -> None:
     assert ResolvedSizing(size="1536x1024").pixels == (1536, 1024)
     assert ResolvedSizing(width=5, height=6).pixels == (5, 6)
     assert ResolvedSizing(size="auto").pixels is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "param"),
+    [
+        (SizingRequest(size="64x0", aspect_ratio="16:9"), "size"),  # was a ZeroDivisionError
+        (SizingRequest(size="0x0"), "size"),
+        (SizingRequest(size="garbage"), "size"),  # was silently ignored
+        (SizingRequest(size=""), "size"),
+        (SizingRequest(size="1" * 5000 + "x1"), "size"),  # int() would raise on 5,000 digits
+        (SizingRequest(size="١٦x٩"), "size"),
+        (SizingRequest(width=0, height=5, aspect_ratio="1:1"), "width"),
+        (SizingRequest(width=5, height=-1), "height"),
+        (SizingRequest(width=10**12, height=5), "width"),
+        (SizingRequest(aspect_ratio="0:1"), "aspect_ratio"),
+        (SizingRequest(aspect_ratio="nan:1"), "aspect_ratio"),
+        (SizingRequest(aspect_ratio="1e9:1"), "aspect_ratio"),
+        (SizingRequest(aspect_ratio="16:9\n"), "aspect_ratio"),
+        (SizingRequest(resolution=""), "resolution"),
+    ],
+)
+def test_zero_negative_huge_and_garbage_values_are_400s_on_every_style(
+    asked: SizingRequest, param: str
+) -> None:
+    for model in (OPENAI, OPENAI_CUSTOM, PIXELS, RATIO, TIER, PRESET, PRESET_CUSTOM):
+        with pytest.raises(InvalidRequest) as caught:
+            resolve_sizing(asked, model)
+        assert caught.value.status == 400
+        assert caught.value.param == param, model.sizing.style
+
+
+@pytest.mark.parametrize(
+    "sizing",
+    [
+        {"style": "openai_size", "sizes": ["1024x0"]},
+        {"style": "openai_size", "sizes": ["big"]},
+        {"style": "preset", "presets": {"flat": "0x512"}},
+        {"style": "aspect_ratio", "aspect_ratios": ["16:0"]},
+        {"style": "aspect_ratio", "aspect_ratios": ["wide"]},
+    ],
+)
+def test_a_card_with_a_zero_or_garbage_size_is_a_config_error(sizing: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        card(**sizing)

@@ -5,11 +5,6 @@ Cases live in the YAML files beside this module (``cases.py`` says how to read t
 get its status, code and (where given) param, in the envelope with an ``x-request-id``, never a
 5xx; after each, a real edit must come back and decode. Resource bombs also bound the server
 process's peak memory growth and CPU time, read from /proc.
-
-``pending_engine.yaml`` holds cases whose answer depends on engine limits that arrive with the
-engine's own work (operation caps, cheaper decoding); they run like the rest and say what the
-finished gateway must answer. Until then they are strict xfails, listed by reason in every run's
-summary (``-ra``); the run fails as soon as one of them passes, so it moves to bombs.yaml then.
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ FILES = (
     "http.yaml",
     "unicode.yaml",
     "bombs.yaml",
-    "pending_engine.yaml",
 )
 CASES = load_cases(*FILES)
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,18 +84,7 @@ def _good_edit_still_works(gateway: Gateway) -> None:
     assert out.getpixel((0, 0)) == tuple(255 - c for c in RED)
 
 
-PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="pending engine limits (op caps, decode memory): see tests/corpus/pending_engine.yaml",
-)
-
-
-def _param(case: Case) -> object:
-    marks = [PENDING] if case.source == "pending_engine.yaml" else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(case) for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_corpus_case(corpus_gateway: Gateway, case: Case) -> None:
     server = ServerProcess(corpus_gateway.process.pid) if corpus_gateway.process else None
     if case.bomb and server is not None:

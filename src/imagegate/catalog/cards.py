@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from imagegate.core.images import ImageFormat
 from imagegate.core.pricing import Pricing
 
-_SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
+# ASCII digits only and a bounded length: int() of a 5,000-digit string raises, and a unicode digit
+# in a size is a typo, not a number anyone means.
+_SIZE_RE = re.compile(r"([0-9]{1,7})x([0-9]{1,7})")
+_RATIO_RE = re.compile(r"([0-9]{1,6}(?:\.[0-9]{1,6})?):([0-9]{1,6}(?:\.[0-9]{1,6})?)")
+# No model takes a side this long; anything bigger is a typo or a probe, refused before any
+# arithmetic rather than carried into fractions and products.
+MAX_SANE_SIDE = 100_000
 
 
 class SizingStyle(StrEnum):
@@ -34,6 +40,7 @@ class PixelRule(BaseModel):
 
     def problem(self, width: int, height: int) -> str | None:
         """Why ``width x height`` breaks this rule, or None."""
+        # min_side is at least 1, so the ratio below never divides by zero.
         if min(width, height) < self.min_side or max(width, height) > self.max_side:
             return f"each side must be between {self.min_side} and {self.max_side} pixels"
         if width % self.multiple_of or height % self.multiple_of:
@@ -83,6 +90,13 @@ class Sizing(BaseModel):
         for ratio in self.aspect_ratios:
             if ratio != "auto":
                 parse_ratio(ratio)
+        # Listed sizes are divided and multiplied when requests are translated: check them here,
+        # at start, so a zero side in a config is a config error, never a 500 on a request.
+        for size in [*self.sizes, *self.presets.values()]:
+            if size != "auto" and parse_size(size) is None:
+                raise ValueError(
+                    f"size {size!r} is not WIDTHxHEIGHT with sides 1-{MAX_SANE_SIDE:,}"
+                )
         return self
 
 
@@ -138,16 +152,28 @@ class ModelCard(BaseModel):
 
 
 def parse_ratio(text: str) -> Fraction:
-    """ "16:9" -> Fraction(16, 9); decimals ("19.5:9") are allowed."""
-    left, sep, right = text.partition(":")
-    if not sep:
-        raise ValueError(f"aspect ratio {text!r} is not W:H")
-    width, height = Fraction(left), Fraction(right)
-    if width <= 0 or height <= 0:
-        raise ValueError(f"aspect ratio {text!r} must be positive")
+    """ "16:9" -> Fraction(16, 9); decimals ("19.5:9") are allowed. ValueError for anything else.
+
+    Both terms must be above 0 and at most ``MAX_SANE_SIDE``, so the fraction always exists and
+    stays small enough to compare and multiply.
+    """
+    match = _RATIO_RE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"aspect ratio {text!r} is not W:H, such as 16:9")
+    width, height = Fraction(match.group(1)), Fraction(match.group(2))
+    if not (0 < width <= MAX_SANE_SIDE and 0 < height <= MAX_SANE_SIDE):
+        raise ValueError(
+            f"aspect ratio {text!r} needs both sides above 0 and at most {MAX_SANE_SIDE:,}"
+        )
     return width / height
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
-    match = _SIZE_RE.match(text)
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    """ "1024x768" -> (1024, 768); None unless both sides are 1-``MAX_SANE_SIDE``."""
+    match = _SIZE_RE.fullmatch(text)
+    if match is None:
+        return None
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (1 <= width <= MAX_SANE_SIDE and 1 <= height <= MAX_SANE_SIDE):
+        return None
+    return width, height

@@ -20,7 +20,9 @@ preset              a preset it lists; pixels equal to one preset's size (``1024
 ==================  ==========================================================================
 
 Anything else is a 400 that names what the model takes. Contradictory fields (``size=1024x1024``
-with ``aspect_ratio=16:9``) are a 400 too.
+with ``aspect_ratio=16:9``) are a 400 too. Every value is read by a parser that refuses garbage,
+zero, negative and absurdly large sides with a 400 before any arithmetic touches it: nothing a
+client sends can reach a division by zero here.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from imagegate.catalog.cards import ModelCard, PixelRule, SizingStyle, parse_ratio, parse_size
+from imagegate.catalog.cards import (
+    MAX_SANE_SIDE,
+    ModelCard,
+    PixelRule,
+    SizingStyle,
+    parse_ratio,
+    parse_size,
+)
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.request import SizingRequest
 
@@ -88,14 +97,14 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
         if req.size == "auto":
             auto = True
         else:
-            pixels = parse_size(req.size)
+            pixels = _request_size(req.size)
     if (req.width is None) != (req.height is None):
         raise InvalidRequest(
             "width and height go together: send both, or use size=WxH.",
             param="width" if req.width is None else "height",
         )
     if req.width is not None and req.height is not None:
-        given = (req.width, req.height)
+        given = (_request_side(req.width, "width"), _request_side(req.height, "height"))
         if pixels is not None and pixels != given:
             raise InvalidRequest(
                 f"size={req.size} contradicts width={req.width}, height={req.height}; send one.",
@@ -109,7 +118,7 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
         if req.aspect_ratio in ("auto", "match_input_image"):
             auto = True
         else:
-            ratio, ratio_text = parse_ratio(req.aspect_ratio), req.aspect_ratio
+            ratio, ratio_text = _request_ratio(req.aspect_ratio), req.aspect_ratio
             if pixels is not None and Fraction(pixels[0], pixels[1]) != ratio:
                 raise InvalidRequest(
                     f"aspect_ratio={req.aspect_ratio} contradicts the size "
@@ -117,7 +126,7 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
                     param="aspect_ratio",
                     code="conflicting_parameters",
                 )
-    tier = req.resolution
+    tier = _request_tier(req.resolution, "resolution") if req.resolution is not None else None
     preset: str | None = None
     if req.image_size is not None:
         value = req.image_size
@@ -137,7 +146,7 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
             auto = True
         else:
             raise InvalidRequest(
-                f"image_size={value!r} is neither a preset nor a resolution tier {card.id} "
+                f"image_size={_show(value)} is neither a preset nor a resolution tier {card.id} "
                 f"takes. {describe_sizing(card)}",
                 param="image_size",
             )
@@ -151,8 +160,57 @@ def _read_intent(req: SizingRequest, card: ModelCard) -> _Intent:
     )
 
 
+def _request_size(text: str) -> tuple[int, int]:
+    """A client's ``size``: WIDTHxHEIGHT with both sides 1-MAX_SANE_SIDE, else a 400."""
+    parsed = parse_size(text)
+    if parsed is None:
+        raise InvalidRequest(
+            f"size must be 'auto' or WIDTHxHEIGHT with each side 1-{MAX_SANE_SIDE:,} pixels, "
+            f"such as '1024x1024'; got {_show(text)}.",
+            param="size",
+        )
+    return parsed
+
+
+def _request_side(value: int, param: str) -> int:
+    if not 1 <= value <= MAX_SANE_SIDE:
+        raise InvalidRequest(
+            f"{param} must be 1-{MAX_SANE_SIDE:,} pixels; got {value}.",
+            param=param,
+            code="integer_below_min_value" if value < 1 else "integer_above_max_value",
+        )
+    return value
+
+
+def _request_ratio(text: str) -> Fraction:
+    try:
+        return parse_ratio(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"aspect_ratio must be W:H with both sides above 0 (at most {MAX_SANE_SIDE:,}), "
+            f"such as '16:9', or 'auto'; got {_show(text)}.",
+            param="aspect_ratio",
+        ) from None
+
+
+def _request_tier(text: str, param: str) -> str:
+    # An empty or blank tier would read as "no tier" and be silently dropped: refuse it instead.
+    if not text.strip():
+        raise InvalidRequest(
+            f"{param} must be a tier such as '1K', '2K' or '4K'; got {_show(text)}.", param=param
+        )
+    return text
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _looks_like_tier(value: str) -> bool:
-    return value.upper().rstrip("K").replace(".", "", 1).isdigit()
+    # ASCII digits only: str.isdigit() is true for "²" and "٣", which are no tier anyone lists.
+    digits = value.upper().rstrip("K").replace(".", "", 1)
+    return digits.isascii() and digits.isdigit()
 
 
 def _refuse(card: ModelCard, asked: str, param: str) -> InvalidRequest:

@@ -15,7 +15,7 @@ from imagegate.core.images import ImageFormat, probe
 from imagegate.core.request import Background, EditRequest, ImageInput, OutputOptions, SizingRequest
 from imagegate.core.result import ResultImage
 from imagegate.providers.base import Deployment, EditJob
-from imagegate.providers.local import engine
+from imagegate.providers.local import limits, ops
 from imagegate.providers.local.adapter import LocalProvider
 from imagegate.providers.local.card import LOCAL_CARDS
 from imagegate.providers.local.engine import Rendered, render
@@ -557,12 +557,14 @@ def test_default_output_is_png_and_opaque_input_stays_opaque() -> None:
 
 
 def test_jpeg_output_flattens_alpha_onto_white() -> None:
-    rendered = run(imaging.png(), "transparent background", output_format="jpeg")
+    # (Asking for a transparent background with JPEG is refused by the provider's check; a
+    # rotation's empty corners are the alpha JPEG still has to flatten.)
+    rendered = run(imaging.png(), "rotate 45", output_format="jpeg")
     image = out(rendered)
     assert image.mode == "RGB"
     assert rendered.background == "opaque"
     assert close(px(image, (1, 1)), (255, 255, 255), 6)
-    assert close(px(image, CENTRE), GREEN, 8)
+    assert close(px(image, (image.width // 2, image.height // 2)), GREEN, 8)
 
 
 def test_jpeg_compression_changes_the_bytes() -> None:
@@ -684,37 +686,37 @@ def test_a_corrupt_mask_is_invalid_image_naming_the_mask() -> None:
     assert (caught.value.code, caught.value.param) == ("invalid_image", "mask")
 
 
-def test_a_canvas_op_over_the_pixel_limit_is_output_too_large(
+def test_a_scale_over_the_limits_is_capped_by_one_factor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, each side was clamped on its own: the shape changed and revised_prompt did not say.
+    monkeypatch.setattr(limits, "MAX_SIDE", 100)
+    rendered = run(imaging.png(), "double the size")
+    assert (rendered.width, rendered.height) == (100, 75)  # 64x48 is 4:3, and so is this
+    assert rendered.labels == ["scale by 1.56 (capped from 2: 100 px max)"]
+
+
+def test_scale_to_500_percent_of_1024x768_keeps_its_shape() -> None:
+    rendered = run(solid(RED, 1024, 768), "scale to 500%")
+    assert (rendered.width, rendered.height) == (4096, 3072)
+    assert rendered.labels == ["scale by 4 (capped from 5: 4096 px max)"]
+
+
+def test_a_rotation_that_would_grow_past_the_limits_is_shrunk_before_it_is_built(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The real limit (36M pixels) needs an 8000-pixel canvas; a low one shows the same check.
-    assert run(imaging.png(), "double the size").width == 128
-    monkeypatch.setattr(engine, "MAX_OUTPUT_PIXELS", 64 * 48 * 2)
-    assert run(imaging.png(), "scale to 140%").width == 90  # 90x67 = 6030 pixels: fits
-    for prompt in ("double the size", "rotate 45"):
-        with pytest.raises(InvalidRequest) as caught:
-            run(imaging.png(), prompt)
-        error = caught.value
-        assert (error.code, error.param) == ("output_too_large", "prompt")
-        assert "6,144 pixels" in error.message
-
-
-def test_a_rotation_that_would_make_a_huge_canvas_is_refused_before_it_is_built(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from imagegate.providers.local import ops
-
     # 64x48 turned 45° needs a 79x79 canvas (6241 pixels); allow fewer than that.
-    monkeypatch.setattr(ops, "MAX_CANVAS_PIXELS", 6000)
+    monkeypatch.setattr(limits, "MAX_OUTPUT_PIXELS", 6000)
+    rotate = Image.Image.rotate
 
-    def never(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the oversized canvas was allocated")
+    def checked(image: Image.Image, *args: object, **kwargs: object) -> Image.Image:
+        grown = ops.rotated_bounds(image.size, 45)
+        assert grown[0] * grown[1] <= 6000, "the oversized canvas was built"
+        return rotate(image, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Image.Image, "rotate", never)
-    with pytest.raises(InvalidRequest) as caught:
-        run(imaging.png(), "rotate 45")
-    assert caught.value.code == "output_too_large"
-    assert "Rotating a 64x48 image by 45°" in caught.value.message
+    monkeypatch.setattr(Image.Image, "rotate", checked)
+    rendered = run(imaging.png(), "rotate 45")
+    assert rendered.width * rendered.height <= 6000
+    assert rendered.labels[0].startswith("rotate 45° clockwise (scaled by 0.9")
+    assert rendered.labels[0].endswith("first to fit 4096 px / 0.006 MP)")
 
 
 # --- the provider -----------------------------------------------------------------------------

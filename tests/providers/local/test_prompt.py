@@ -262,7 +262,6 @@ def test_adjustments(prompt: str, label: str) -> None:
         ("resize to 640×480", "resize to 640x480"),
         ("scale the image down to 20x10", "resize to 20x10"),
         ("make it 512x512", "resize to 512x512"),
-        ("resize to 10000x0", "resize to 4096x1"),  # each side clamped to 1..MAX_SIDE
         ("scale to 50%", "scale by 0.5"),
         ("scale it to 150 %", "scale by 1.5"),
         ("resize to 25%", "scale by 0.25"),
@@ -282,6 +281,34 @@ def test_adjustments(prompt: str, label: str) -> None:
 def test_resize_and_scale(prompt: str, label: str) -> None:
     op = only(prompt)
     assert (op.name, op.kind, op.label) == ("resize", "canvas", label)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "code"),
+    [
+        ("resize to 10000x100", "output_too_large"),  # was clamped to 4096x100, not what was asked
+        ("resize to 4097x16", "output_too_large"),
+        ("resize to 100x0", "invalid_value"),
+        ("resize to 0x0", "invalid_value"),
+    ],
+)
+def test_an_explicit_resize_outside_the_output_limits_is_refused(prompt: str, code: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_prompt(prompt)
+    assert (caught.value.code, caught.value.param) == (code, "prompt")
+    assert "each side 1-4096 px and at most 36,000,000 pixels" in caught.value.message
+
+
+def test_the_largest_explicit_resize_is_accepted() -> None:
+    assert only("resize to 4096x4096").label == "resize to 4096x4096"
+
+
+def test_scale_past_the_limits_is_capped_by_one_factor_and_says_so() -> None:
+    op = only("scale to 500%")
+    assert op.label == "scale by 5"
+    assert op.label_for((1024, 768)) == "scale by 4 (capped from 5: 4096 px max)"
+    assert op.apply(Image.new("RGBA", (1024, 768))).size == (4096, 3072)  # the shape is kept
+    assert op.label_for((100, 100)) == "scale by 5"
 
 
 def test_resize_gives_the_size_asked_and_scale_is_relative() -> None:

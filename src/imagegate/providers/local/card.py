@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.providers.local.engine import MAX_OUTPUT_PIXELS
-from imagegate.providers.local.ops import MAX_SIDE
+from imagegate.providers.local.limits import MAX_OUTPUT_PIXELS, MAX_SIDE, describe_limits
 
 LOCAL_CARDS: list[dict[str, Any]] = [
     {
@@ -18,7 +17,9 @@ LOCAL_CARDS: list[dict[str, Any]] = [
         "sizing": {
             "style": "pixels",
             "custom": {"min_side": 16, "max_side": MAX_SIDE, "max_pixels": MAX_OUTPUT_PIXELS},
-            "default": "the input's size",
+            # Not a WxH: with no size asked, the edit keeps its own size (the output rule
+            # still fits it to 4096 px / 36 MP).
+            "default": f"the edit's own size, scaled to fit {describe_limits()}",
         },
         "n": {"min": 1, "max": 4},
         "output_formats": ["png", "jpeg", "webp"],
