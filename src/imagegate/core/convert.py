@@ -37,11 +37,15 @@ def encode(
     *,
     compression: int | None = None,
     opaque: bool = False,
+    into: io.BytesIO | None = None,
 ) -> tuple[bytes, Background]:
-    """Encode ``image``; returns the bytes and whether the result has transparency."""
+    """Encode ``image``; returns the bytes and whether the result has transparency.
+
+    ``into`` is the file Pillow writes to (the engine passes one that stops between chunks).
+    """
     keep_alpha = fmt != "jpeg" and not opaque and not is_opaque(image)
     prepared = image.convert("RGBA") if keep_alpha else flatten(image)
-    out = io.BytesIO()
+    out = into if into is not None else io.BytesIO()
     if fmt == "png":
         prepared.save(out, format="PNG", compress_level=6)
     else:
