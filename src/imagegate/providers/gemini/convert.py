@@ -349,17 +349,21 @@ def _by_modality(details: object) -> dict[str, int] | None:
 def read_error(status: int, body: bytes) -> ProviderFailure:
     """Google's words for a failed call: the RPC error envelope of a non-2xx answer, or the
     refusal inside a 200 generateContent answer that carried no image."""
-    doc, text = json_message(body)
-    if doc is None:
-        return ProviderFailure(text or f"HTTP {status}")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ProviderFailure(json_message(body)[1] or f"HTTP {status}")
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+        parsed = parsed[0]  # some Google front ends send the envelope in a list
+    if not isinstance(parsed, dict):
+        return ProviderFailure(f"HTTP {status}")
+    doc: dict[str, Any] = parsed
     if 200 <= status < 300:
         outcome = read_answer(doc, "")
         if isinstance(outcome, ProviderFailure):
             return outcome
         return ProviderFailure("an answer read as a failure", kind="server")
     error = doc.get("error")
-    if isinstance(error, list) and error:  # some Google front ends wrap it in a list
-        error = error[0]
     if not isinstance(error, dict):
         return ProviderFailure(str(orjson.dumps(doc)[:300], "utf-8", "replace"))
     message = str(error.get("message") or f"HTTP {status}")
