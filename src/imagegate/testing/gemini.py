@@ -1,7 +1,7 @@
 """A strict fake of the Gemini API's ``generateContent`` for the image models.
 
-It checks what Google checks and answers every mismatch in Google's RPC error envelope
-(``{"error": {"code", "message", "status", "details"}}``): the path
+It checks what Google checks (``gemini_wire``) and answers every mismatch in Google's RPC error
+envelope (``{"error": {"code", "message", "status", "details"}}``): the path
 (``/v1beta|v1/models/{model}:generateContent``), the key (``x-goog-api-key`` or ``?key=``; a wrong
 one is 400 ``API_KEY_INVALID``, none is 403), ``application/json``, every field name of the body
 (an unknown one, such as Vertex's ``imageConfig.outputMimeType``, is "Unknown name ... Cannot
@@ -32,23 +32,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import io
 import math
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from imagegate.testing.fake import FakeUpstream, Fault, b64, decode_image, json_response, result_png
+from imagegate.testing.fake import FakeUpstream, Fault, b64, json_response, result_png
+from imagegate.testing.gemini_wire import (
+    MODELS,
+    Checked,
+    Model,
+    Refusal,
+    bad_key,
+    check_body,
+    google_error,
+)
 
-BASE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-EXTREME_RATIOS = ("1:4", "4:1", "1:8", "8:1")
-# Output pixels at 1K (Gemini's published table); "512" halves them, 2K doubles, 4K quadruples.
 SIZES_1K = {
     "1:1": (1024, 1024),
     "2:3": (832, 1248),
@@ -66,90 +69,9 @@ SIZES_1K = {
     "8:1": (3072, 384),
 }
 TIER_SCALE = {"512": 0.5, "1K": 1.0, "2K": 2.0, "4K": 4.0}
-MAX_IMAGES = 14
-MAX_PAYLOAD = 100 * 1024 * 1024
 THOUGHT_TOKENS = 212
 REPLY_TEXT = "Here is the edited image."
 REPLY_TEXT_TOKENS = 6
-IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
-OTHER_IMAGE_TYPES = frozenset({"image/heic", "image/heif"})
-TOP_LEVEL = {"contents", "tools", "toolConfig", "safetySettings", "systemInstruction"}
-TOP_LEVEL |= {"generationConfig", "cachedContent", "model"}
-GENERATION = {"stopSequences", "responseMimeType", "responseSchema", "candidateCount"}
-GENERATION |= {"maxOutputTokens", "temperature", "topP", "topK", "seed", "presencePenalty"}
-GENERATION |= {"frequencyPenalty", "responseLogprobs", "logprobs", "responseModalities"}
-GENERATION |= {"mediaResolution", "thinkingConfig", "imageConfig", "speechConfig"}
-IMAGE_CONFIG = {"aspectRatio", "imageSize"}  # Vertex adds outputMimeType, personGeneration...
-
-
-@dataclass(frozen=True)
-class Model:
-    ratios: tuple[str, ...]
-    sizes: tuple[str, ...]  # empty: imageSize is ignored (always 1K)
-    input_tokens: int  # per input image
-    output_tokens: dict[str, int]  # by tier
-    thinking: bool
-
-
-FLASH_25 = Model(BASE_RATIOS, (), 258, {"1K": 1290}, thinking=False)
-PRO_3 = Model(BASE_RATIOS, ("1K", "2K", "4K"), 560, {"1K": 1120, "2K": 1120, "4K": 2000}, True)
-FLASH_31 = Model(
-    BASE_RATIOS + EXTREME_RATIOS,
-    ("512", "1K", "2K", "4K"),
-    1120,
-    {"512": 747, "1K": 1120, "2K": 1680, "4K": 2520},
-    thinking=True,
-)
-MODELS = {
-    "gemini-2.5-flash-image": FLASH_25,
-    "gemini-3-pro-image-preview": PRO_3,
-    "gemini-3-pro-image": PRO_3,
-    "gemini-3.1-flash-image-preview": FLASH_31,
-    "gemini-3.1-flash-image": FLASH_31,
-}
-
-
-class Refusal(Exception):
-    """A request the real service refuses: raised while checking, answered in its envelope."""
-
-    def __init__(self, status: int, state: str, message: str, details: list[Any] | None = None):
-        super().__init__(message)
-        self.response = google_error(status, state, message, details)
-
-
-def google_error(
-    status: int, state: str, message: str, details: list[Any] | None = None
-) -> Response:
-    error: dict[str, Any] = {"code": status, "message": message, "status": state}
-    if details:
-        error["details"] = details
-    return json_response({"error": error}, status)
-
-
-def _unknown(name: str, where: str = "") -> Refusal:
-    at = f" at '{where}'" if where else ""
-    return Refusal(
-        400,
-        "INVALID_ARGUMENT",
-        f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.',
-        [{"@type": "type.googleapis.com/google.rpc.BadRequest"}],
-    )
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(word.title() for word in rest)
-
-
-def _fields(doc: dict[str, Any], known: set[str], where: str = "") -> dict[str, Any]:
-    """``doc`` with snake_case names read as camelCase (REST takes both); unknown names refused."""
-    out: dict[str, Any] = {}
-    for name, value in doc.items():
-        camel = _camel(name)
-        if camel not in known:
-            raise _unknown(name, where)
-        out[camel] = value
-    return out
 
 
 class GeminiFake(FakeUpstream):
@@ -173,17 +95,25 @@ class GeminiFake(FakeUpstream):
         try:
             model_name, model = self._route(request)
             self._authorize(request)
-            body = await request.body()
-            summary = self._check_body(request, body, model_name, model)
+            content_type = request.headers.get("content-type", "")
+            checked = check_body(await request.body(), content_type, model_name, model)
         except Refusal as refusal:
             return refusal.response
-        self.record(request, **{k: v for k, v in summary.items() if not k.startswith("_")})
+        self.record(
+            request,
+            model=model_name,
+            api_version=request.path_params["version"],
+            auth="header" if request.headers.get("x-goog-api-key") else "query",
+            top_level=checked.top_level,
+            parts=checked.parts,
+            image_count=len(checked.images),
+            generation_config=checked.config,
+        )
         fault = self.next_fault()
         if fault is not None:
             return await self._fault(fault)
-        return self._answer(summary, model)
+        return self._answer(checked, model_name, model)
 
-    # -- checks -----------------------------------------------------------------------------
     def _route(self, request: Request) -> tuple[str, Model]:
         version, target = request.path_params["version"], request.path_params["target"]
         model_name, _, method = target.partition(":")
@@ -215,155 +145,10 @@ class GeminiFake(FakeUpstream):
         if key != self.api_key:
             raise bad_key()
 
-    def _check_body(
-        self, request: Request, body: bytes, model_name: str, model: Model
-    ) -> dict[str, Any]:
-        if len(body) > MAX_PAYLOAD:
-            raise Refusal(
-                400, "INVALID_ARGUMENT", f"Request payload size exceeds the limit: {MAX_PAYLOAD}"
-            )
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise Refusal(
-                400, "INVALID_ARGUMENT", f"Invalid JSON payload: Content-Type {content_type!r}."
-            )
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise Refusal(400, "INVALID_ARGUMENT", "Invalid JSON payload received.") from None
-        if not isinstance(doc, dict):
-            raise Refusal(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-        top = _fields(doc, TOP_LEVEL)
-        contents = top.get("contents")
-        if not isinstance(contents, list) or not contents:
-            raise Refusal(
-                400,
-                "INVALID_ARGUMENT",
-                "* GenerateContentRequest.contents: contents is not specified",
-            )
-        parts: list[dict[str, Any]] = []
-        images: list[Image.Image] = []
-        for c, content in enumerate(contents):
-            if not isinstance(content, dict):
-                raise Refusal(400, "INVALID_ARGUMENT", f"Invalid value at 'contents[{c}]'.")
-            content = _fields(content, {"role", "parts"}, f"contents[{c}]")
-            if content.get("role", "user") not in ("user", "model"):
-                raise Refusal(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
-            for p, part in enumerate(content.get("parts") or []):
-                parts.append(self._check_part(part, f"contents[{c}].parts[{p}]", images))
-        if len(images) > MAX_IMAGES:
-            raise Refusal(
-                400,
-                "INVALID_ARGUMENT",
-                f"{len(images)} images were sent; {model_name} takes at most {MAX_IMAGES}.",
-            )
-        config = self._check_config(top.get("generationConfig"), model_name, model)
-        return {
-            "model": model_name,
-            "api_version": request.path_params["version"],
-            "auth": "header" if request.headers.get("x-goog-api-key") else "query",
-            "top_level": sorted(top),
-            "parts": parts,
-            "image_count": len(images),
-            "generation_config": config,
-            "_images": images,
-        }
-
-    def _check_part(self, part: object, where: str, images: list[Image.Image]) -> dict[str, Any]:
-        if not isinstance(part, dict):
-            raise Refusal(400, "INVALID_ARGUMENT", f"Invalid value at '{where}'.")
-        known = {"text", "inlineData", "fileData", "thought", "thoughtSignature"}
-        names = [name for name in part if _camel(name) in known - {"thought", "thoughtSignature"}]
-        fields = _fields(part, known, where)
-        if len(names) != 1:
-            raise Refusal(
-                400, "INVALID_ARGUMENT", f"Invalid value at '{where}': a part holds one datum."
-            )
-        if "text" in fields:
-            if not isinstance(fields["text"], str):
-                raise Refusal(400, "INVALID_ARGUMENT", f"Invalid value at '{where}.text'.")
-            return {"kind": "text", "chars": len(fields["text"])}
-        if "fileData" in fields:
-            raise Refusal(400, "INVALID_ARGUMENT", f"{where}: the fake takes inline data only.")
-        spelling = names[0]
-        inline = fields["inlineData"]
-        if not isinstance(inline, dict):
-            raise Refusal(400, "INVALID_ARGUMENT", f"Invalid value at '{where}.{spelling}'.")
-        inline = _fields(inline, {"mimeType", "data", "displayName"}, f"{where}.{spelling}")
-        mime, data = inline.get("mimeType"), inline.get("data")
-        if mime not in IMAGE_TYPES:
-            state = "" if mime in OTHER_IMAGE_TYPES else " Unsupported MIME type."
-            raise Refusal(400, "INVALID_ARGUMENT", f"{where}: mime type {mime!r}.{state}")
-        raw, alphabet = _decode_b64(data, f"{where}.{spelling}.data")
-        image = decode_image(raw)
-        if image is None:
-            raise Refusal(
-                400,
-                "INVALID_ARGUMENT",
-                "Unable to process input image. Please retry or report in "
-                "https://developers.generativeai.google/guide/troubleshooting",
-            )
-        actual = _format_of(raw)
-        if actual != IMAGE_TYPES[mime]:
-            raise Refusal(
-                400, "INVALID_ARGUMENT", f"{where}: mime type {mime} but the data is {actual}."
-            )
-        images.append(image)
-        return {
-            "kind": "image",
-            "spelling": spelling,
-            "mime_type": mime,
-            "bytes": len(raw),
-            "width": image.width,
-            "height": image.height,
-            "alphabet": alphabet,
-        }
-
-    def _check_config(self, config: object, model_name: str, model: Model) -> dict[str, Any]:
-        if config is None:
-            return {}
-        if not isinstance(config, dict):
-            raise Refusal(400, "INVALID_ARGUMENT", "Invalid value at 'generation_config'.")
-        fields = _fields(config, GENERATION, "generation_config")
-        modalities = fields.get("responseModalities", ["TEXT", "IMAGE"])
-        if not isinstance(modalities, list) or any(m not in ("TEXT", "IMAGE") for m in modalities):
-            raise Refusal(
-                400,
-                "INVALID_ARGUMENT",
-                f"Invalid value at 'generation_config.response_modalities': {modalities!r}",
-            )
-        if "IMAGE" not in modalities:
-            raise Refusal(
-                400,
-                "INVALID_ARGUMENT",
-                "Model does not support the requested response modalities: "
-                + ",".join(m.lower() for m in modalities),
-            )
-        if fields.get("candidateCount", 1) != 1:
-            raise Refusal(
-                400, "INVALID_ARGUMENT", f"Multiple candidates is not enabled for {model_name}"
-            )
-        image = fields.get("imageConfig")
-        if image is not None:
-            if not isinstance(image, dict):
-                raise Refusal(400, "INVALID_ARGUMENT", "Invalid value at 'image_config'.")
-            image = _fields(image, IMAGE_CONFIG, "generation_config.image_config")
-            fields["imageConfig"] = image
-            ratio, size = image.get("aspectRatio"), image.get("imageSize")
-            if ratio is not None and ratio not in model.ratios:
-                raise Refusal(
-                    400, "INVALID_ARGUMENT", f"Unsupported aspect ratio {ratio!r} for {model_name}."
-                )
-            if size is not None and model.sizes and size not in model.sizes:
-                raise Refusal(
-                    400, "INVALID_ARGUMENT", f"Unsupported image size {size!r} for {model_name}."
-                )
-        return fields
-
     # -- answers ----------------------------------------------------------------------------
-    def _answer(self, summary: dict[str, Any], model: Model) -> Response:
-        images: list[Image.Image] = summary["_images"]
-        image_config = summary["generation_config"].get("imageConfig") or {}
+    def _answer(self, checked: Checked, model_name: str, model: Model) -> Response:
+        images = checked.images
+        image_config = checked.config.get("imageConfig") or {}
         tier = image_config.get("imageSize") if model.sizes else None
         tier = tier or "1K"
         ratio = image_config.get("aspectRatio") or _nearest_ratio(images, model)
@@ -386,7 +171,7 @@ class GeminiFake(FakeUpstream):
         else:
             parts.append({"text": REPLY_TEXT})
             parts.append({"inlineData": {"mimeType": "image/png", "data": final}})
-        text_chars = sum(p["chars"] for p in summary["parts"] if p["kind"] == "text")
+        text_chars = sum(p["chars"] for p in checked.parts if p["kind"] == "text")
         text_in = max(1, math.ceil(text_chars / 4))
         image_in = model.input_tokens * len(images)
         image_out = model.output_tokens[tier]
@@ -412,7 +197,7 @@ class GeminiFake(FakeUpstream):
                     }
                 ],
                 "usageMetadata": usage,
-                "modelVersion": summary["model"],
+                "modelVersion": model_name,
                 "responseId": "fake-" + str(len(self.calls)),
             }
         )
@@ -483,22 +268,6 @@ class GeminiFake(FakeUpstream):
         return bad_key().response
 
 
-def bad_key() -> Refusal:
-    return Refusal(
-        400,
-        "INVALID_ARGUMENT",
-        "API key not valid. Please pass a valid API key.",
-        [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "API_KEY_INVALID",
-                "domain": "googleapis.com",
-                "metadata": {"service": "generativelanguage.googleapis.com"},
-            }
-        ],
-    )
-
-
 def _candidate(finish: str, parts: list[dict[str, Any]] | None) -> Response:
     candidate: dict[str, Any] = {"finishReason": finish, "index": 0}
     if parts is not None:
@@ -510,29 +279,6 @@ def _candidate(finish: str, parts: list[dict[str, Any]] | None) -> Response:
             "modelVersion": "fake",
         }
     )
-
-
-def _decode_b64(data: object, where: str) -> tuple[bytes, str]:
-    """Bytes of a JSON ``bytes`` field: standard or URL-safe base64, padded or not."""
-    if not isinstance(data, str) or not data:
-        raise Refusal(400, "INVALID_ARGUMENT", f"Invalid value at '{where}' (TYPE_BYTES).")
-    urlsafe = "-" in data or "_" in data
-    padded = data + "=" * (-len(data) % 4)
-    try:
-        if urlsafe:
-            return base64.urlsafe_b64decode(padded.encode()), "urlsafe"
-        return base64.b64decode(padded, validate=True), "standard"
-    except (binascii.Error, ValueError):
-        raise Refusal(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed.",
-        ) from None
-
-
-def _format_of(raw: bytes) -> str | None:
-    with Image.open(io.BytesIO(raw)) as opened:
-        return opened.format
 
 
 def _nearest_ratio(images: list[Image.Image], model: Model) -> str:
