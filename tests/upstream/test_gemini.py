@@ -124,6 +124,14 @@ def test_thought_parts_are_skipped(upstream_client: OpenAI, gemini: GeminiFake, 
     assert THINKING[model] == (result.usage.output_tokens_details.text_tokens == 212)
 
 
+def test_output_format_is_honoured_by_the_gateway(
+    upstream_client: OpenAI, gemini: GeminiFake
+) -> None:
+    result = edit(upstream_client, FLASH_31, output_format="webp")  # Gemini answers PNG
+    assert result.output_format == "webp"
+    assert imaging.decode_b64(result.data[0].b64_json).format == "WEBP"
+
+
 def test_url_safe_answers(upstream_client: OpenAI, gemini: GeminiFake) -> None:
     gemini.urlsafe_answers = True
     assert inverted(decoded(edit(upstream_client, PRO)).getpixel((2, 2)))

@@ -81,8 +81,8 @@ def check_job(job: EditJob) -> None:
     request, card = job.request, job.card
     if request.seed is not None:
         raise InvalidRequest(
-            f"{card.id} takes no seed (Gemini's image models cannot repeat an image); send the "
-            "edit without one.",
+            f"{card.id} takes no seed (the Gemini API has none for its image models); send "
+            "the edit without one.",
             param="seed",
             code="unsupported_parameter",
         )
