@@ -64,6 +64,8 @@ class ResultImage:
             )
         if "-" in text or "_" in text:  # pass base64 on in the standard alphabet only
             text = text.replace("-", "+").replace("_", "/")
+        if len(text) % 4:  # and padded, as every decoder wants it (URL-safe often is not)
+            text += "=" * (-len(text) % 4)
         return cls(info.format, info.width, info.height, b64=text, revised_prompt=revised_prompt)
 
     @classmethod

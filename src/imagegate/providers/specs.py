@@ -7,6 +7,7 @@ turn on.
 from __future__ import annotations
 
 from imagegate.providers.base import ProviderSpec
+from imagegate.providers.gemini.spec import SPEC as GEMINI
 from imagegate.providers.local.spec import SPEC as LOCAL
 
-SPECS: tuple[ProviderSpec, ...] = (LOCAL,)
+SPECS: tuple[ProviderSpec, ...] = (LOCAL, GEMINI)

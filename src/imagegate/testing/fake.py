@@ -14,6 +14,9 @@ Faults every fake speaks, each in its provider's own shapes: ``rate_limit`` (wit
 ``delay`` seconds before answering), ``malformed`` (a 200 that is not JSON), ``truncated`` (a
 200 whose JSON is cut short), ``no_image`` (a success without an image), ``moderation`` (the
 provider's content-policy refusal) and ``bad_key`` (the provider refusing the gateway's key).
+A fake whose provider has several shapes of one fault picks one by ``variant`` (Gemini's
+``moderation`` is a ``finishReason`` or a ``promptFeedback.blockReason``); without one, it
+answers with its most common shape.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Fault:
     count: int = 1
     retry_after: int | None = None
     delay: float = 0.0
+    variant: str | None = None  # which of the provider's shapes of this fault
 
 
 @dataclass(slots=True)

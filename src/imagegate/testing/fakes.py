@@ -5,5 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.gemini import GeminiFake
 
-FAKES: dict[str, Callable[[str], FakeUpstream]] = {}
+FAKES: dict[str, Callable[[str], FakeUpstream]] = {"gemini": GeminiFake}
