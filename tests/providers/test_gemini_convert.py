@@ -439,4 +439,4 @@ def test_a_key_echoed_in_a_url_or_a_message_never_leaves() -> None:
     raised = Upstream("gemini", read_error).status_error(
         400, _google(400, "INVALID_ARGUMENT", message), {}, _deployment()
     )
-    assert KEY not in raised.message and "key=***" in raised.message
+    assert KEY not in raised.message and "key=[redacted]" in raised.message
