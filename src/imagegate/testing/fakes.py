@@ -5,5 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.openai import AzureFake, OpenAIFake
 
-FAKES: dict[str, Callable[[str], FakeUpstream]] = {}
+FAKES: dict[str, Callable[[str], FakeUpstream]] = {
+    "openai": OpenAIFake,
+    "azure": AzureFake,
+}
