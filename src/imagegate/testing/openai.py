@@ -41,7 +41,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from imagegate.testing.fake import FakeUpstream, Fault, b64, decode_image, json_response, result_png
+from imagegate.testing.fake import (
+    Call,
+    FakeUpstream,
+    Fault,
+    b64,
+    decode_image,
+    json_response,
+    result_png,
+)
 
 MB = 1024 * 1024
 GPT_MODELS = frozenset(
@@ -220,7 +228,11 @@ class OpenAIFake(FakeUpstream):
         except Refusal as refusal:
             response = refusal.response
         summary["status"] = response.status_code
-        self.record(request, **summary)
+        early = summary.pop("_recorded", None)
+        if isinstance(early, Call):  # recorded on arrival: a call it kept waiting
+            early.summary.update(summary)
+        else:
+            self.record(request, **summary)
         return response
 
     async def _answer(
@@ -245,6 +257,8 @@ class OpenAIFake(FakeUpstream):
         stream = form.get("stream") == "true"
         if fault is not None and not (stream and fault.fault in STREAM_FAULTS):
             if fault.fault == "timeout":
+                self.record(request, **summary, status=None)  # seen now, answered too late
+                summary["_recorded"] = self.calls[-1]
                 await self.wait_out(fault)
             elif fault.fault not in ("malformed", "truncated", "no_image"):
                 return self.fault_response(fault)
@@ -476,6 +490,7 @@ class OpenAIFake(FakeUpstream):
                 size=f"{width}x{height}",
                 usage=self._usage(edit, width, height, events=False),
             )
+            edit.summary["usage"] = doc["usage"]
         if fault is not None and fault.fault == "no_image":
             doc["data"] = []
         body = orjson.dumps(doc)
@@ -516,9 +531,9 @@ class OpenAIFake(FakeUpstream):
                 "usage": self._usage(edit, width, height, events=True),
             }
             frames.append(_frame("image_edit.completed", event))
-        edit.summary["answer"] = [_digest(preview)] * edit.partial_images + [
-            _digest(final)
-        ] * edit.n
+        edit.summary["answer"] = [_digest(preview)] * edit.partial_images
+        edit.summary["answer"] += [_digest(final)] * edit.n
+        edit.summary["usage"] = self._usage(edit, width, height, events=True)
         if fault is not None and fault.fault == "malformed":
             frames = [b"event: image_edit.partial_image\ndata: {not json\n\n"]
         elif fault is not None and fault.fault == "truncated":
@@ -674,7 +689,7 @@ def _describe(form: FormData) -> dict[str, Any]:
     return {
         "images": sum(1 for name, *_ in files if name in ("image", "image[]")),
         "mask": any(name == "mask" for name, *_ in files),
-        "fields": sorted(values) + (["prompt"] if prompt is not None else []),
+        "fields": sorted([*values, *(["prompt"] if prompt is not None else [])]),
         "files": files,
         "values": values,
         "prompt_chars": len(prompt) if isinstance(prompt, str) else 0,
