@@ -17,13 +17,9 @@ from imagegate.core.pricing import compute_cost
 from imagegate.core.request import EditRequest, OutputOptions, SizingRequest
 from imagegate.core.result import ResultImage
 from imagegate.providers.base import EditJob
-from imagegate.providers.openai import convert
-from imagegate.providers.openai.convert import (
-    CompletedImage,
-    Malformed,
-    PartialImage,
-    StreamError,
-)
+from imagegate.providers.openai import convert, errors, events
+from imagegate.providers.openai.convert import Malformed
+from imagegate.providers.openai.events import CompletedImage, PartialImage, StreamError
 from imagegate.providers.openai.spec import shipped_cards
 from tests import imaging
 from tests.support.requests import image_input
@@ -135,7 +131,7 @@ def test_a_success_without_an_image_is_malformed(raw: dict[str, Any]) -> None:
 
 def test_the_stream_fixture_gives_a_partial_then_the_completed_image() -> None:
     lines = fixture("openai_edit_stream_events.sse.txt").decode().splitlines()
-    items = [convert.stream_item(event) for event in convert.sse_events(lines)]
+    items = [events.stream_item(event) for event in events.sse_events(lines)]
     partial, completed = [item for item in items if item is not None]
     assert partial == PartialImage(PNG_B64, 0)
     assert isinstance(completed, CompletedImage)
@@ -158,13 +154,13 @@ def test_sse_decoding_as_the_sdks_do() -> None:
         "event: error",
         'data: {"type": "error", "error": {"code": "moderation_blocked", "message": "no"}}',
     ]
-    events = list(convert.sse_events(lines))
-    assert [event.name for event in events] == ["image_edit.partial_image", "", "error"]
-    assert convert.stream_item(events[0]) == PartialImage("QQ==", 2)
-    assert convert.stream_item(events[1]) is None
-    error = convert.stream_item(events[2])
+    parsed = list(events.sse_events(lines))
+    assert [event.name for event in parsed] == ["image_edit.partial_image", "", "error"]
+    assert events.stream_item(parsed[0]) == PartialImage("QQ==", 2)
+    assert events.stream_item(parsed[1]) is None
+    error = events.stream_item(parsed[2])
     assert isinstance(error, StreamError) and error.error["code"] == "moderation_blocked"
-    assert convert.stream_error_status(error.error) == 400
+    assert events.stream_error_status(error.error) == 400
 
 
 @pytest.mark.parametrize(
@@ -177,12 +173,12 @@ def test_sse_decoding_as_the_sdks_do() -> None:
 )
 def test_broken_stream_events_are_malformed(data: str) -> None:
     with pytest.raises(Malformed):
-        convert.stream_item(convert.SseEvent("image_edit.completed", data))
+        events.stream_item(events.SseEvent("image_edit.completed", data))
 
 
 def test_unknown_stream_events_are_skipped() -> None:
-    event = convert.SseEvent("image_edit.something_new", '{"type": "image_edit.something_new"}')
-    assert convert.stream_item(event) is None
+    event = events.SseEvent("image_edit.something_new", '{"type": "image_edit.something_new"}')
+    assert events.stream_item(event) is None
 
 
 @pytest.mark.parametrize(
@@ -194,37 +190,37 @@ def test_unknown_stream_events_are_skipped() -> None:
     ],
 )
 def test_stream_error_status(error: dict[str, Any], status: int) -> None:
-    assert convert.stream_error_status(error) == status
+    assert events.stream_error_status(error) == status
 
 
 # -- errors ----------------------------------------------------------------------------------
 
 
 def test_invalid_request_keeps_openai_words_code_and_param() -> None:
-    failure = convert.read_error(400, fixture("openai_error_invalid_request.json"))
+    failure = errors.read_error(400, fixture("openai_error_invalid_request.json"))
     assert failure.kind is None  # judged by the status: a 400
     assert (failure.code, failure.param) == ("invalid_value", "size")
     assert failure.message.startswith("Invalid value: 'square'.")
 
 
 def test_moderation_blocked_is_a_content_policy_refusal_with_its_reason() -> None:
-    failure = convert.read_error(400, fixture("openai_error_moderation_blocked.json"))
+    failure = errors.read_error(400, fixture("openai_error_moderation_blocked.json"))
     assert failure.kind == "moderation" and failure.code == "moderation_blocked"
     assert "stage: output" in failure.message and "categories: sexual" in failure.message
 
 
 def test_image_generation_user_error_is_moderation_too() -> None:
     body = {"error": {"message": "blocked", "type": "image_generation_user_error", "code": None}}
-    assert convert.read_error(400, orjson.dumps(body)).kind == "moderation"
+    assert errors.read_error(400, orjson.dumps(body)).kind == "moderation"
 
 
 def test_a_body_that_is_not_json_is_quoted() -> None:
-    failure = convert.read_error(502, b"<html>Bad gateway</html>")
+    failure = errors.read_error(502, b"<html>Bad gateway</html>")
     assert failure.message == "<html>Bad gateway</html>" and failure.kind is None
 
 
 def test_azure_content_filter_is_moderation_with_the_filtered_categories() -> None:
-    failure = convert.read_azure_error(400, fixture("azure_error_content_filter.json"))
+    failure = errors.read_azure_error(400, fixture("azure_error_content_filter.json"))
     assert failure.kind == "moderation" and failure.code == "content_filter"
     assert "filtered: sexual (medium)" in failure.message
     assert "hate" not in failure.message
@@ -243,17 +239,17 @@ def test_azure_content_filter_is_moderation_with_the_filtered_categories() -> No
     ],
 )
 def test_every_azure_spelling_of_a_content_refusal(error: dict[str, Any]) -> None:
-    assert convert.read_azure_error(400, orjson.dumps({"error": error})).kind == "moderation"
+    assert errors.read_azure_error(400, orjson.dumps({"error": error})).kind == "moderation"
 
 
 def test_azure_forbidden_is_the_operators_problem() -> None:
     body = {"error": {"code": "Forbidden", "message": "The resource has been blocked."}}
-    assert convert.read_azure_error(403, orjson.dumps(body)).kind == "auth"
+    assert errors.read_azure_error(403, orjson.dumps(body)).kind == "auth"
 
 
 def test_azure_rate_limit_is_judged_by_status() -> None:
     body = {"error": {"code": "429", "message": "Please retry after 7 seconds."}}
-    failure = convert.read_azure_error(429, orjson.dumps(body))
+    failure = errors.read_azure_error(429, orjson.dumps(body))
     assert failure.kind is None and "retry after 7" in failure.message
 
 

@@ -22,8 +22,9 @@ from imagegate.app import build_catalog
 from imagegate.catalog.catalog import CatalogError
 from imagegate.config import Settings
 from imagegate.providers.azure.spec import SPEC as AZURE
+from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import Call, Fault
-from imagegate.testing.openai import AzureFake, b64_digest
+from imagegate.testing.openai import b64_digest
 from tests import imaging
 from tests.server import Gateway
 from tests.support import envelope, sdk

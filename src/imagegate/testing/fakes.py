@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import FakeUpstream
-from imagegate.testing.openai import AzureFake, OpenAIFake
+from imagegate.testing.openai import OpenAIFake
 
 FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "openai": OpenAIFake,

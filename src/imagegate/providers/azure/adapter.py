@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from imagegate.providers.base import Deployment, EditJob
-from imagegate.providers.openai import convert
+from imagegate.providers.openai import errors
 from imagegate.providers.openai.adapter import OpenAIProvider
 from imagegate.providers.openai.convert import EditForm
 
@@ -23,7 +23,7 @@ class AzureProvider(OpenAIProvider):
     name = "azure"
 
     def __init__(self) -> None:
-        super().__init__(convert.read_azure_error)
+        super().__init__(errors.read_azure_error)
 
     def model_field(self, job: EditJob, deployment: Deployment) -> str:
         return deployment.options["deployment"]

@@ -21,16 +21,16 @@ import httpx
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.providers.base import Deployment, EditJob, EventSink
 from imagegate.providers.fanout import sum_usage
-from imagegate.providers.openai import convert
-from imagegate.providers.openai.convert import (
-    Answer,
-    AnswerImage,
+from imagegate.providers.openai import convert, errors
+from imagegate.providers.openai.convert import Answer, AnswerImage, EditForm, Malformed
+from imagegate.providers.openai.events import (
     CompletedImage,
-    EditForm,
-    Malformed,
     PartialImage,
     SseDecoder,
+    SseEvent,
     StreamError,
+    stream_error_status,
+    stream_item,
 )
 from imagegate.providers.upstream import ErrorReader, Upstream
 
@@ -40,7 +40,7 @@ MAX_RESULT_BYTES = 64 * 1024 * 1024  # one downloaded result image
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, read_error: ErrorReader = convert.read_error) -> None:
+    def __init__(self, read_error: ErrorReader = errors.read_error) -> None:
         self.upstream = Upstream(self.name, read_error)
 
     def check(self, job: EditJob) -> None:
@@ -146,14 +146,14 @@ class OpenAIProvider:
 
     async def _on_event(
         self,
-        event: convert.SseEvent,
+        event: SseEvent,
         job: EditJob,
         deployment: Deployment,
         events: EventSink,
         completed: list[CompletedImage],
     ) -> None:
         try:
-            item = convert.stream_item(event)
+            item = stream_item(event)
         except Malformed as exc:
             raise self.upstream.malformed(exc.what) from None
         if isinstance(item, PartialImage):
@@ -161,7 +161,7 @@ class OpenAIProvider:
         elif isinstance(item, CompletedImage):
             completed.append(item)
         elif isinstance(item, StreamError):
-            status = convert.stream_error_status(item.error)
+            status = stream_error_status(item.error)
             raise self.upstream.status_error(status, item.body(), {}, deployment)
 
     def _decoded(self, b64: str) -> ResultImage:

@@ -2,7 +2,7 @@
 
 Nothing here touches the network: ``adapter.py`` sends what these build and hands back what
 OpenAI answered. Azure OpenAI takes the same form and answers the same way, so its adapter uses
-these too, with its own error spellings (``read_azure_error``).
+these too. Streams are read in ``events.py``, error bodies in ``errors.py``.
 
 What only OpenAI knows about its models lives in ``RULES`` (keyed by the upstream model, so an
 Azure deployment of gpt-image-1-mini follows mini's rules):
@@ -18,7 +18,7 @@ Azure deployment of gpt-image-1-mini follows mini's rules):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +29,11 @@ from imagegate.core.images import EXTENSIONS
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import Usage
 from imagegate.providers.base import EditJob
-from imagegate.providers.upstream import FailureKind, ProviderFailure, json_message
 
 MB = 1024 * 1024
 MAX_GPT_IMAGE_BYTES = 50 * MB  # each input image of a GPT image model
 MAX_LEGACY_BYTES = 4 * MB  # dall-e-2's image, and every mask
 GPT_QUALITIES = frozenset({"low", "medium", "high", "auto"})
-MODERATION_CODES = frozenset({"moderation_blocked", "content_policy_violation"})
-MODERATION_TYPES = frozenset({"image_generation_user_error"})
-AZURE_FILTER_CODES = frozenset({"content_filter", "contentfilter", "responsibleaipolicyviolation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,10 +309,10 @@ def parse_answer(doc: Mapping[str, Any], *, gpt_image: bool) -> Answer:
     return Answer(
         images=images,
         usage=usage_of(doc.get("usage"), gpt_image=gpt_image),
-        quality=_text(doc.get("quality")),
-        background=_text(doc.get("background")),
-        output_format=_text(doc.get("output_format")),
-        size=_text(doc.get("size")),
+        quality=text_value(doc.get("quality")),
+        background=text_value(doc.get("background")),
+        output_format=text_value(doc.get("output_format")),
+        size=text_value(doc.get("size")),
     )
 
 
@@ -324,7 +320,7 @@ def _answer_image(entry: object) -> AnswerImage:
     if not isinstance(entry, dict):
         raise Malformed("an image entry that is not an object")
     b64, url = entry.get("b64_json"), entry.get("url")
-    revised = _text(entry.get("revised_prompt"))
+    revised = text_value(entry.get("revised_prompt"))
     if isinstance(b64, str) and b64:
         return AnswerImage(b64=b64, revised_prompt=revised)
     if isinstance(url, str) and url:
@@ -332,11 +328,11 @@ def _answer_image(entry: object) -> AnswerImage:
     raise Malformed("an image entry with neither b64_json nor url")
 
 
-def _text(value: object) -> str | None:
+def text_value(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _count(value: object) -> int | None:
+def int_value(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -349,215 +345,18 @@ def usage_of(raw: object, *, gpt_image: bool) -> Usage:
     """
     if not isinstance(raw, dict):
         return Usage()
-    input_tokens = _count(raw.get("input_tokens"))
-    output_tokens = _count(raw.get("output_tokens"))
+    input_tokens = int_value(raw.get("input_tokens"))
+    output_tokens = int_value(raw.get("output_tokens"))
     usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
     details_in = raw.get("input_tokens_details")
     if isinstance(details_in, dict):
-        usage.input_text_tokens = _count(details_in.get("text_tokens"))
-        usage.input_image_tokens = _count(details_in.get("image_tokens"))
+        usage.input_text_tokens = int_value(details_in.get("text_tokens"))
+        usage.input_image_tokens = int_value(details_in.get("image_tokens"))
     details_out = raw.get("output_tokens_details")
     if isinstance(details_out, dict):
-        usage.output_image_tokens = _count(details_out.get("image_tokens"))
-        usage.output_text_tokens = _count(details_out.get("text_tokens"))
+        usage.output_image_tokens = int_value(details_out.get("image_tokens"))
+        usage.output_text_tokens = int_value(details_out.get("text_tokens"))
     elif gpt_image and output_tokens is not None:
         usage.output_image_tokens = output_tokens
         usage.output_text_tokens = 0
     return usage
-
-
-# -- streams ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SseEvent:
-    name: str
-    data: str
-
-
-class SseDecoder:
-    """Server-Sent Events from lines, as the OpenAI SDKs read them: ``event:`` and ``data:``
-    (several data lines joined by newlines), a blank line ends an event, ``:`` lines are
-    comments."""
-
-    def __init__(self) -> None:
-        self._name = ""
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> SseEvent | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        key, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if key == "event":
-            self._name = value
-        elif key == "data":
-            self._data.append(value)
-        return None
-
-    def end(self) -> SseEvent | None:
-        """The event still pending when the body ended without its blank line."""
-        return self._dispatch()
-
-    def _dispatch(self) -> SseEvent | None:
-        if not self._data and not self._name:
-            return None
-        event = SseEvent(self._name, "\n".join(self._data))
-        self._name, self._data = "", []
-        return event
-
-
-def sse_events(lines: Iterable[str]) -> Iterator[SseEvent]:
-    decoder = SseDecoder()
-    for line in lines:
-        event = decoder.feed(line)
-        if event is not None:
-            yield event
-    last = decoder.end()
-    if last is not None:
-        yield last
-
-
-@dataclass(frozen=True, slots=True)
-class PartialImage:
-    b64: str
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
-class CompletedImage:
-    b64: str
-    usage: Usage
-    quality: str | None
-    background: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamError:
-    """An error OpenAI sent as an event after the stream began."""
-
-    error: dict[str, Any]
-
-    def body(self) -> bytes:
-        return orjson.dumps({"error": self.error})
-
-
-StreamItem = PartialImage | CompletedImage | StreamError | None
-
-
-def stream_error_status(error: Mapping[str, Any]) -> int:
-    """The HTTP status an error sent inside a stream stands for (the stream itself was 200)."""
-    kind = str(error.get("type") or "")
-    code = str(error.get("code") or "")
-    if code in MODERATION_CODES or kind in MODERATION_TYPES or kind == "invalid_request_error":
-        return 400
-    if "rate_limit" in code or kind in ("requests", "tokens", "rate_limit_error"):
-        return 429
-    return 500
-
-
-def stream_item(event: SseEvent, *, gpt_image: bool = True) -> StreamItem:
-    """What one event of an image edit stream carries; None for events to skip."""
-    if not event.data or event.data.startswith("[DONE]"):
-        return None
-    try:
-        doc = orjson.loads(event.data)
-    except orjson.JSONDecodeError:
-        raise Malformed("a stream event whose data is not JSON") from None
-    if not isinstance(doc, dict):
-        raise Malformed("a stream event that is not a JSON object")
-    error = doc.get("error")
-    if event.name == "error" or error:
-        return StreamError(error if isinstance(error, dict) else doc)
-    kind = doc.get("type") or event.name
-    if kind == "image_edit.partial_image":
-        b64, index = doc.get("b64_json"), _count(doc.get("partial_image_index"))
-        if not isinstance(b64, str) or not b64 or index is None:
-            raise Malformed("a partial image event without its image or index")
-        return PartialImage(b64, index)
-    if kind == "image_edit.completed":
-        b64 = doc.get("b64_json")
-        if not isinstance(b64, str) or not b64:
-            raise Malformed("a completed event without an image")
-        return CompletedImage(
-            b64,
-            usage_of(doc.get("usage"), gpt_image=gpt_image),
-            _text(doc.get("quality")),
-            _text(doc.get("background")),
-        )
-    return None  # an event type this gateway does not know: skipped, as the SDKs would
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-
-def read_error(status: int, body: bytes) -> ProviderFailure:
-    """OpenAI's error envelope: ``{"error": {"message", "type", "param", "code"}}``.
-
-    Moderation (``moderation_blocked``, type ``image_generation_user_error``) is a content
-    policy refusal whatever the status, with its stage and categories in the message.
-    """
-    doc, text = json_message(body)
-    error = doc.get("error") if doc is not None else None
-    if not isinstance(error, dict):
-        return ProviderFailure(_text(error) or text or f"HTTP {status}")
-    message = _text(error.get("message")) or f"HTTP {status}"
-    code = _text(error.get("code"))
-    kind: FailureKind | None = None
-    if code in MODERATION_CODES or error.get("type") in MODERATION_TYPES:
-        kind = "moderation"
-        message = _with_reason(message, _moderation_reason(error.get("moderation_details")))
-    return ProviderFailure(message, code=code, kind=kind, param=_text(error.get("param")))
-
-
-def read_azure_error(status: int, body: bytes) -> ProviderFailure:
-    """Azure OpenAI's errors: OpenAI's envelope, or ``{"error": {"code", "message",
-    "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result"}}}`` for
-    its content filter (``content_filter`` or ``contentFilter``), and ``Forbidden`` for a
-    resource Azure blocked."""
-    doc, _ = json_message(body)
-    error = doc.get("error") if doc is not None else None
-    if not isinstance(error, dict):
-        return read_error(status, body)
-    failure = read_error(status, body)
-    code = _text(error.get("code")) or ""
-    inner = error.get("innererror")
-    inner_code = _text(inner.get("code")) if isinstance(inner, dict) else None
-    if code.lower() in AZURE_FILTER_CODES or (inner_code or "").lower() in AZURE_FILTER_CODES:
-        result = inner.get("content_filter_result") if isinstance(inner, dict) else None
-        message = _with_reason(failure.message, _filter_reason(result))
-        return ProviderFailure(message, code=code or inner_code, kind="moderation")
-    if code.lower() == "forbidden":
-        return ProviderFailure(failure.message, code=code, kind="auth")
-    return failure
-
-
-def _moderation_reason(details: object) -> str:
-    if not isinstance(details, dict):
-        return ""
-    parts = []
-    stage = _text(details.get("moderation_stage"))
-    if stage:
-        parts.append(f"stage: {stage}")
-    categories = details.get("categories")
-    if isinstance(categories, list) and categories:
-        parts.append("categories: " + ", ".join(str(c) for c in categories))
-    return "; ".join(parts)
-
-
-def _filter_reason(result: object) -> str:
-    if not isinstance(result, dict):
-        return ""
-    filtered = []
-    for category, verdict in result.items():
-        if isinstance(verdict, dict) and verdict.get("filtered"):
-            severity = _text(verdict.get("severity"))
-            filtered.append(f"{category} ({severity})" if severity else str(category))
-    return "filtered: " + ", ".join(filtered) if filtered else ""
-
-
-def _with_reason(message: str, reason: str) -> str:
-    return f"{message} ({reason})" if reason else message
