@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,6 +181,24 @@ def test_one_image_more_than_the_card_allows_never_reaches_openai(
     error = envelope.error_of(response, 400)
     assert error["param"] == "image" and error["code"] == "too_many_images"
     assert fake.calls == []
+
+
+def test_a_json_edit_reaches_openai_as_multipart_files(
+    fake: OpenAIFake, upstream_gateway: Gateway
+) -> None:
+    body = {
+        "model": "gpt-image-1.5",
+        "prompt": "combine",
+        "images": [{"image_url": imaging.data_url(imaging.webp(), "image/webp")}],
+        "mask": {"image_url": imaging.data_url(imaging.mask_left_half())},
+    }
+    response = httpx.post(upstream_gateway.base_url + "/v1/images/edits", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    summary = only_call(fake).summary
+    assert summary["files"] == [
+        ["image", "image-0.webp", "image/webp"],
+        ["mask", "mask.png", "image/png"],
+    ]
 
 
 # -- masks -------------------------------------------------------------------------------------
@@ -585,3 +605,27 @@ def test_the_fake_serves_dall_e_2_urls(fakes: dict[str, RunningFake], fake: Open
     assert image.headers["content-type"] == "image/png"
     assert imaging.decode(image.content).size == (256, 256)
     assert "usage" not in response.json()
+
+
+def test_imagegate_fake_upstream_serves_the_openai_fake() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagegate", "fake-upstream", "openai", "--key", "sk-offline-key"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        base_url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        files = [("image", ("a.png", SQUARE, "image/png"))]
+        data = {"model": "gpt-image-1", "prompt": "x"}
+        url = base_url + "/v1/images/edits"
+        refused = httpx.post(url, data=data, files=files, timeout=10)
+        assert refused.status_code == 401
+        answered = httpx.post(
+            url, data=data, files=files, headers={"Authorization": "Bearer sk-offline-key"}
+        )
+        assert answered.status_code == 200 and answered.json()["data"][0]["b64_json"]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
