@@ -16,7 +16,7 @@ from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.catalog import Catalog
 from imagegate.providers.openai.spec import shipped_cards
 from imagegate.testing.fake import Call, Fault
-from imagegate.testing.openai import OpenAIFake, b64_digest
+from imagegate.testing.openai import OpenAIFake, b64_digest, bytes_digest
 from tests import imaging
 from tests.server import Gateway
 from tests.support import envelope, sdk
@@ -168,6 +168,8 @@ def test_several_references_are_typed_by_their_bytes(
         ["image[]", "image-1.jpg", "image/jpeg"],
         ["image[]", "image-2.webp", "image/webp"],
     ]
+    # The bytes arrive as the client sent them: streamed, never re-encoded.
+    assert summary["digests"] == [bytes_digest(data) for _, data, _ in images]
     assert result.data is not None and len(result.data) == 1
     assert cost_of(result) == token_cost(model, summary["usage"])
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 from PIL import Image, ImageOps
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -186,7 +186,7 @@ class OpenAIFake(FakeUpstream):
         except Exception as exc:  # the multipart parser's own refusals
             raise invalid(f"Could not parse multipart form: {exc}") from None
         model = self.model_of(form, route)
-        summary.update(describe(form), model=model)
+        summary.update(describe(form), model=model, digests=await _part_digests(form))
         fault = self.next_fault()
         stream = form.get("stream") == "true"
         if fault is not None and not (stream and fault.fault in STREAM_FAULTS):
@@ -338,6 +338,16 @@ def _frame(event: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
+async def _part_digests(form: FormData) -> list[str]:
+    """A digest of each file part's bytes, in order: a test can tell they arrived untouched."""
+    digests = []
+    for _name, part in form.multi_items():
+        if isinstance(part, UploadFile):
+            digests.append(hashlib.sha256(await part.read()).hexdigest()[:16])
+            await part.seek(0)
+    return digests
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
 
@@ -345,3 +355,8 @@ def _digest(text: str) -> str:
 def b64_digest(text: str) -> str:
     """What the fake records for an image it sent, to compare with what a client got."""
     return _digest(text)
+
+
+def bytes_digest(data: bytes) -> str:
+    """What the fake records for a file part it received (``digests``)."""
+    return hashlib.sha256(data).hexdigest()[:16]
