@@ -6,8 +6,10 @@ turn on.
 
 from __future__ import annotations
 
+from imagegate.providers.azure.spec import SPEC as AZURE
 from imagegate.providers.base import ProviderSpec
 from imagegate.providers.gemini.spec import SPEC as GEMINI
 from imagegate.providers.local.spec import SPEC as LOCAL
+from imagegate.providers.openai.spec import SPEC as OPENAI
 
-SPECS: tuple[ProviderSpec, ...] = (LOCAL, GEMINI)
+SPECS: tuple[ProviderSpec, ...] = (LOCAL, OPENAI, AZURE, GEMINI)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import FakeUpstream
 from imagegate.testing.gemini import GeminiFake
+from imagegate.testing.openai import OpenAIFake
 
-FAKES: dict[str, Callable[[str], FakeUpstream]] = {"gemini": GeminiFake}
+FAKES: dict[str, Callable[[str], FakeUpstream]] = {
+    "openai": OpenAIFake,
+    "azure": AzureFake,
+    "gemini": GeminiFake,
+}
