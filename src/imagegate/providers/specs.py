@@ -8,5 +8,7 @@ from __future__ import annotations
 
 from imagegate.providers.base import ProviderSpec
 from imagegate.providers.local.spec import SPEC as LOCAL
+from imagegate.providers.stability.spec import SPEC as STABILITY
+from imagegate.providers.xai.spec import SPEC as XAI
 
-SPECS: tuple[ProviderSpec, ...] = (LOCAL,)
+SPECS: tuple[ProviderSpec, ...] = (LOCAL, STABILITY, XAI)
