@@ -5,5 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.stability import FakeStability
+from imagegate.testing.xai import FakeXai
 
-FAKES: dict[str, Callable[[str], FakeUpstream]] = {}
+FAKES: dict[str, Callable[[str], FakeUpstream]] = {
+    "stability": FakeStability,
+    "xai": FakeXai,
+}
