@@ -341,7 +341,9 @@ def test_the_adapter_streams_the_image_part_and_reads_raw_bytes() -> None:
         )
         try:
             return await StabilityProvider().edit(
-                job("stability/remove-background", user="u-1"), deployment, DiscardEvents()
+                job("stability/remove-background", user="\u00fcu-1\r\n"),
+                deployment,
+                DiscardEvents(),
             )
         finally:
             await client.aclose()

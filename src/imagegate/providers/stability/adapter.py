@@ -91,6 +91,8 @@ def _headers(job: EditJob, deployment: Deployment) -> dict[str, str]:
         "stability-client-id": "imagegate",
         "stability-client-version": __version__,
     }
-    if job.request.user:  # Stability's own header for the end user, for its abuse reports
-        headers["stability-client-user-id"] = job.request.user[:256]
+    # Stability's own header for the end user, for its abuse reports (printable ASCII only).
+    user = "".join(ch for ch in job.request.user or "" if " " <= ch <= "~").strip()[:256]
+    if user:
+        headers["stability-client-user-id"] = user
     return headers

@@ -11,6 +11,7 @@ from imagegate.providers.base import Deployment, EditJob, EventSink
 from imagegate.providers.upstream import Upstream
 from imagegate.providers.xai.convert import (
     EDIT_PATH,
+    AnsweredImage,
     Malformed,
     check_request,
     edit_body,
@@ -52,21 +53,10 @@ class XaiProvider:
             answer = read_answer(response.content)
         except Malformed as exc:
             raise self._upstream.malformed(exc.what) from None
-        images = []
-        for entry in answer.images:
-            try:
-                if entry.b64 is not None:
-                    image = ResultImage.from_base64(entry.b64, revised_prompt=entry.revised_prompt)
-                else:
-                    assert entry.url is not None
-                    data = await self._upstream.download(
-                        deployment, entry.url, max_bytes=MAX_RESULT_BYTES
-                    )
-                    image = ResultImage.from_bytes(data, revised_prompt=entry.revised_prompt)
-            except ValueError:
-                raise self._upstream.malformed("a result that is not an image") from None
-            images.append(image)
-        images = await _compress(images, job)
+        images = await asyncio.gather(
+            *(self._image(entry, deployment) for entry in answer.images)
+        )  # URLs (when xAI answers them) are downloaded at once
+        images = await _compress(list(images), job)
         return EditResult(
             images=images,
             model=job.card.id,
@@ -74,6 +64,16 @@ class XaiProvider:
             usage=Usage(provider_cost_usd=answer.cost_usd),
             background="opaque",
         )
+
+    async def _image(self, entry: AnsweredImage, deployment: Deployment) -> ResultImage:
+        try:
+            if entry.b64 is not None:
+                return ResultImage.from_base64(entry.b64, revised_prompt=entry.revised_prompt)
+            assert entry.url is not None
+            data = await self._upstream.download(deployment, entry.url, max_bytes=MAX_RESULT_BYTES)
+            return ResultImage.from_bytes(data, revised_prompt=entry.revised_prompt)
+        except ValueError:
+            raise self._upstream.malformed("a result that is not an image") from None
 
     async def aclose(self) -> None:
         return None
