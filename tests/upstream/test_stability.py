@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import OpenAI
@@ -550,8 +551,6 @@ def test_the_key_never_reaches_a_log_or_a_message(
 def test_the_catalog_lists_every_card_with_its_fields(
     upstream_client: OpenAI, upstream_gateway: Gateway
 ) -> None:
-    import httpx
-
     listed = httpx.get(upstream_gateway.base_url + "/v1/models", timeout=10).json()["data"]
     cards = {card["id"]: card for card in listed if card["id"].startswith("stability/")}
     assert set(cards) == set(PRICES)
@@ -564,3 +563,20 @@ def test_the_catalog_lists_every_card_with_its_fields(
         "grow_mask",
     ]
     assert cards["stability/inpaint"]["edit"]["mask"] is True
+
+
+def test_a_json_body_with_typed_options(upstream_gateway: Gateway, fake: FakeStability) -> None:
+    body = {
+        "model": "stability/outpaint",
+        "prompt": "more sky",
+        "images": [{"image_url": imaging.data_url(PNG)}],
+        "left": 16,
+        "up": 8,
+        "creativity": 0.25,
+        "style_preset": "cinematic",
+    }
+    response = httpx.post(upstream_gateway.base_url + "/v1/images/edits", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    fields = fake.calls[0].summary["fields"]
+    assert (fields["left"], fields["up"], fields["creativity"]) == ("16", "8", "0.25")
+    assert response.json()["size"] == f"{W + 16}x{H + 8}"
