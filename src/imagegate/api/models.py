@@ -28,6 +28,7 @@ def describe_card(card: ModelCard, service: EditService, created: int) -> dict[s
         "owned_by": card.provider,
         "provider": card.provider,
         "upstream_model": card.upstream_model,
+        "extra_fields": list(card.extra_fields),
         "description": card.description,
         "aliases": service.catalog.aliases_of(card.id),
         "generate_only": card.generate_only,

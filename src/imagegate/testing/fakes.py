@@ -8,9 +8,13 @@ from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import FakeUpstream
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
+from imagegate.testing.stability import FakeStability
+from imagegate.testing.xai import FakeXai
 
 FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "openai": OpenAIFake,
     "azure": AzureFake,
     "gemini": GeminiFake,
+    "stability": FakeStability,
+    "xai": FakeXai,
 }

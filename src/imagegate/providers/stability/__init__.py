@@ -1,0 +1,1 @@
+"""Stability AI v2beta Stable Image Edit endpoints, one card each."""

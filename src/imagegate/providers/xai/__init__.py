@@ -1,0 +1,1 @@
+"""xAI Grok Imagine image edits (JSON only)."""
