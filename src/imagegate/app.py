@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import httpx
 from fastapi import FastAPI
@@ -71,26 +72,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = ProviderRegistry()
-        deployments: list[Deployment] = []
-        for spec in SPECS:
-            if spec.enabled(settings):
-                registry.register(spec.build(settings))
-                deployments += spec.deployments(settings)
-        router = Router(deployments)
         fetch_client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.fetch_timeout_seconds),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             headers={"User-Agent": f"imagegate/{__version__}"},
             trust_env=False,  # never send fetched-URL traffic through an ambient proxy
         )
-        app.state.fetcher = ImageFetcher(
+        fetcher = ImageFetcher(
             fetch_client,
             max_bytes=settings.max_image_bytes,
             timeout=settings.fetch_timeout_seconds,
             max_redirects=settings.fetch_max_redirects,
             allowed_networks=allowed_networks,
         )
+        app.state.fetcher = fetcher
+        registry = ProviderRegistry()
+        deployments: list[Deployment] = []
+        for spec in SPECS:
+            if spec.enabled(settings):
+                registry.register(spec.build(settings))
+                # Result URLs off a provider's own origin pass the same guard as image_urls.
+                deployments += [replace(d, guard=fetcher) for d in spec.deployments(settings)]
+        router = Router(deployments)
         app.state.service = EditService(
             catalog, registry, router, timeout_seconds=settings.request_timeout_seconds
         )

@@ -39,6 +39,13 @@ class EditJob:
     request_id: str = ""
 
 
+class GuardedFetch(Protocol):
+    """Fetches a URL only if every address it resolves to is public (the gateway's SSRF guard,
+    ``wire.fetch.ImageFetcher``); used for result URLs off the provider's own origin."""
+
+    async def fetch(self, url: str, *, param: str) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """Where a model is served: one upstream account's base URL, credential, timeouts and pooled
@@ -56,6 +63,7 @@ class Deployment:
     options: Mapping[str, str] = field(default_factory=dict)
     cards: frozenset[str] = frozenset()
     client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
+    guard: GuardedFetch | None = field(default=None, repr=False, compare=False)
 
     def secret(self) -> str:
         return self.api_key.get_secret_value() if self.api_key is not None else ""

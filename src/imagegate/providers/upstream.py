@@ -202,7 +202,12 @@ class Upstream:
 
     async def download(self, deployment: Deployment, url: str, *, max_bytes: int) -> bytes:
         """An image the provider answered with as a URL, fetched before the gateway answers
-        (provider URLs expire within minutes to hours; clients get bytes, not a dead link)."""
+        (provider URLs expire within minutes to hours; clients get bytes, not a dead link).
+
+        A URL on the deployment's own origin is trusted as the provider is. Any other host (a
+        CDN) goes through the gateway's SSRF guard, as a client's ``image_url`` does, so a
+        compromised or spoofed answer cannot point the gateway at an internal address.
+        """
         if url.startswith("data:"):
             _, _, payload = url.partition(",")
             try:
@@ -211,6 +216,8 @@ class Upstream:
                 raise self.malformed("a data URI that is not base64") from None
         if not url.startswith(("https://", "http://")):
             raise self.malformed("an image URL that is not http(s)")
+        if not same_origin(url, deployment.base_url):
+            return await self._download_guarded(deployment, url)
         received = bytearray()
         try:
             async with deployment.http().stream("GET", url) as response:
@@ -228,12 +235,35 @@ class Upstream:
             raise self.transport_error(exc, deployment) from None
         return bytes(received)
 
+    async def _download_guarded(self, deployment: Deployment, url: str) -> bytes:
+        if deployment.guard is None:
+            raise self.malformed("a result URL on another host, with no guard to fetch it")
+        try:
+            return await deployment.guard.fetch(url, param="result")
+        except GatewayError as exc:
+            log.warning("result URL refused", extra={"provider": self.provider, "code": exc.code})
+            raise UpstreamError(
+                f"{self.provider} answered with a result URL the gateway will not fetch: "
+                f"{exc.message}",
+                code="upstream_result_refused",
+                origin="provider",
+            ) from None
+
     def malformed(self, what: str) -> UpstreamError:
         """A success answer that is not what the provider's API promises."""
         log.warning("upstream answered malformed", extra={"provider": self.provider, "what": what})
         return UpstreamError(
             f"{self.provider} answered with {what}.", code="upstream_malformed", origin="provider"
         )
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` is on the origin (scheme, host, port) of ``base_url``."""
+    try:
+        a, b = httpx.URL(url), httpx.URL(base_url)
+    except (httpx.InvalidURL, ValueError):
+        return False
+    return bool(base_url) and (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
 def _kind_of(status: int) -> FailureKind:
