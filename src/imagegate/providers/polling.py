@@ -40,7 +40,7 @@ async def poll_until_settled(
     provider: str,
     deadline_seconds: float,
     cancel: Callable[[], Awaitable[object]] | None = None,
-    backoff: Backoff = Backoff(),  # noqa: B008 (frozen)
+    backoff: Backoff = Backoff(),
 ) -> T:
     """``check()`` until it returns a result (None means "not yet"); see the module docstring."""
     delay = backoff.first
