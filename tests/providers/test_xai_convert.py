@@ -217,12 +217,30 @@ def test_a_rate_limit_mentioning_the_key_is_still_a_rate_limit() -> None:
 # -- the adapter, on a mock transport ------------------------------------------------------------
 
 
-def run(edit_job: EditJob, answer: Any) -> Any:
+class RecordingGuard:
+    """Stands in for the gateway's SSRF-guarded fetcher: records the URL, answers ``data``."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
+        self.urls: list[str] = []
+
+    async def fetch(self, url: str, *, param: str) -> bytes:
+        self.urls.append(url)
+        return self.data
+
+
+def run(edit_job: EditJob, answer: Any, guard: RecordingGuard | None = None) -> Any:
     async def go() -> Any:
         client = httpx.AsyncClient(
             base_url="https://api.x.test/v1", transport=httpx.MockTransport(answer)
         )
-        deployment = Deployment("xai", api_key=SecretStr(KEY), client=client)
+        deployment = Deployment(
+            "xai",
+            base_url="https://api.x.test/v1",
+            api_key=SecretStr(KEY),
+            client=client,
+            guard=guard or RecordingGuard(),
+        )
         try:
             return await XaiProvider().edit(edit_job, deployment, DiscardEvents())
         finally:
@@ -231,23 +249,20 @@ def run(edit_job: EditJob, answer: Any) -> Any:
     return asyncio.run(go())
 
 
-def test_the_adapter_posts_json_and_downloads_url_answers_without_the_key() -> None:
+def test_the_adapter_posts_json_and_downloads_url_answers_through_the_guard() -> None:
     seen: list[httpx.Request] = []
-    jpeg = imaging.jpeg(80, 60)
+    guard = RecordingGuard(imaging.jpeg(80, 60))
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        if request.method == "GET":
-            return httpx.Response(200, content=jpeg, headers={"content-type": "image/jpeg"})
         return httpx.Response(200, json=fixture("xai_edit_response.json"))
 
-    result = run(job(), answer)
-    post, download = seen
+    result = run(job(), answer, guard)
+    (post,) = seen  # the CDN URL never goes through the client that carries the key
     assert str(post.url) == "https://api.x.test/v1/images/edits"
     assert post.headers["content-type"] == "application/json"
     assert post.headers["authorization"] == f"Bearer {KEY}"
-    assert str(download.url) == "https://imgen.x.ai/xai-imgen/xai-tmp-imgen-abc.jpeg"
-    assert "authorization" not in download.headers  # the key stays with xAI's API
+    assert guard.urls == ["https://imgen.x.ai/xai-imgen/xai-tmp-imgen-abc.jpeg"]
     (image,) = result.images
     assert (image.format, image.width, image.height) == ("jpeg", 80, 60)
 
