@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.catalog import Catalog
 from imagegate.catalog.validate import check_editable, check_image_count, validate_request
 from imagegate.core.convert import convert_bytes
 from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
+from imagegate.core.masking import composite_outside_mask
 from imagegate.core.pricing import compute_cost
-from imagegate.core.request import EditRequest
+from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.providers.base import EditJob, EventSink, Provider, ProviderRegistry
 from imagegate.routing.router import Router
@@ -66,7 +68,16 @@ class EditService:
     def prepare(self, request: EditRequest, request_id: str = "") -> EditJob:
         card = self.card(request.model)
         sizing = validate_request(request, card)
-        job = EditJob(request=request, card=card, sizing=sizing, request_id=request_id)
+        emulated = request.mask if request.mask is not None and not card.edit.mask else None
+        if emulated is not None:  # the card opted in to mask emulation (validate checked)
+            request = replace(request, mask=None)
+        job = EditJob(
+            request=request,
+            card=card,
+            sizing=sizing,
+            request_id=request_id,
+            emulated_mask=emulated,
+        )
         self._provider(card).check(job)
         return job
 
@@ -93,6 +104,8 @@ class EditService:
                 f"{job.card.id} failed unexpectedly; the error is logged under request id "
                 f"{job.request_id}."
             ) from None
+        if job.emulated_mask is not None:
+            await asyncio.to_thread(_apply_mask, result, job, job.emulated_mask)
         await self._finish(result, job)
         return result
 
@@ -126,6 +139,18 @@ class EditService:
             input_images=len(job.request.images),
             tier=tier,
         )
+
+
+def _apply_mask(result: EditResult, job: EditJob, mask: ImageInput) -> None:
+    """Keep the provider's pixels only inside the mask, for a model that takes none."""
+    original = job.request.images[0]
+    done: dict[int, ResultImage] = {}  # a provider may hand the same image n times
+    for index, image in enumerate(result.images):
+        if id(image) not in done:
+            done[id(image)] = composite_outside_mask(
+                image, original, mask, job.request.output.output_format
+            )
+        result.images[index] = done[id(image)]
 
 
 def _convert(image: ResultImage, job: EditJob) -> tuple[ResultImage, str]:

@@ -138,7 +138,12 @@ def test_models_endpoint_describes_capabilities(gateway: Gateway) -> None:
     body = httpx.get(gateway.base_url + "/v1/models").json()
     assert body["object"] == "list"
     pillow = next(m for m in body["data"] if m["id"] == "local/pillow")
-    assert pillow["edit"] == {"supported": True, "max_reference_images": 16, "mask": True}
+    assert pillow["edit"] == {
+        "supported": True,
+        "max_reference_images": 16,
+        "mask": True,
+        "mask_emulation": False,
+    }
     assert pillow["sizing"]["style"] == "pixels"
     assert pillow["sizing"]["custom"]["max_side"] == 4096
     assert pillow["n"] == {"min": 1, "max": 4}

@@ -419,7 +419,12 @@ def test_models_list_through_the_sdk(team_client: OpenAI) -> None:
     assert {"local/pillow", "local/pillow-draw", "local/pillow-small"} <= set(models)
     small = models["local/pillow-small"].model_extra
     assert small is not None
-    assert small["edit"] == {"supported": True, "max_reference_images": 2, "mask": False}
+    assert small["edit"] == {
+        "supported": True,
+        "max_reference_images": 2,
+        "mask": False,
+        "mask_emulation": False,
+    }
     assert small["sizing"]["style"] == "aspect_ratio"
     assert small["pricing"]["per_image"] == 0.01
     assert models["local/pillow-draw"].model_extra["generate_only"] is True

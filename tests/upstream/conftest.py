@@ -32,6 +32,16 @@ AZURE_DEPLOYMENT = {
     "upstream_model": "gpt-image-1",
 }
 READ_TIMEOUT_SECONDS = 3  # the fakes' "timeout" fault waits longer than this
+# A user's card that opts a maskless model in to mask emulation (the gateway applies the mask).
+MASK_EMULATION_CARD = {
+    "id": "xai/grok-imagine-masked",
+    "provider": "xai",
+    "upstream_model": "grok-imagine-image",
+    "edit": {"supported": True, "max_reference_images": 3, "mask": False, "mask_emulation": True},
+    "sizing": {"style": "aspect_ratio", "aspect_ratios": ["auto", "1:1", "4:3", "3:4"]},
+    "output_formats": ["png", "jpeg", "webp"],
+    "pricing": {"per_image": 0.02, "per_input_image": 0.002},
+}
 
 
 @dataclass
@@ -82,6 +92,8 @@ def upstream_gateway(
         env.update(_provider_env(name, item.base_url))
     if "azure" in fakes:
         config["azure_deployments"] = [AZURE_DEPLOYMENT]
+    if "xai" in fakes:
+        config["models"] = [MASK_EMULATION_CARD]
     with Gateway(tmp_path_factory.mktemp("upstream"), env=env, config=config) as running:
         yield running
 

@@ -106,6 +106,9 @@ class EditSupport(BaseModel):
     supported: bool = True
     max_reference_images: int = Field(1, ge=0)
     mask: bool = False
+    # For a model that takes no mask: send the image without it, then keep the provider's image
+    # only where the mask is transparent (core.masking). Off unless a card opts in.
+    mask_emulation: bool = False
 
 
 class NRange(BaseModel):

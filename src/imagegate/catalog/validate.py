@@ -34,11 +34,20 @@ def validate_request(req: EditRequest, card: ModelCard) -> ResolvedSizing:
     check_editable(card)
     check_image_count(card, len(req.images))
     if req.mask is not None and not card.edit.mask:
-        raise InvalidRequest(
-            f"{card.id} does not take a mask; send the edit without one.",
-            param="mask",
-            code="mask_not_supported",
-        )
+        if not card.edit.mask_emulation:
+            raise InvalidRequest(
+                f"{card.id} does not take a mask; send the edit without one (or enable "
+                "edit.mask_emulation on its card to have the gateway apply it).",
+                param="mask",
+                code="mask_not_supported",
+            )
+        if any(value != "auto" for value in req.sizing.given().values()):
+            raise InvalidRequest(
+                f"{card.id} takes no mask, so the gateway applies it to the result at the "
+                "input's size; send the masked edit without a size.",
+                param="size",
+                code="conflicting_parameters",
+            )
     if not card.n.min <= req.n <= card.n.max:
         raise InvalidRequest(
             f"{card.id} makes {card.n.min}-{card.n.max} images per request; n={req.n}.",

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.sizing import ResolvedSizing
-from imagegate.core.request import EditRequest
+from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import EditResult, ResultImage
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ class EditJob:
     card: ModelCard
     sizing: ResolvedSizing
     request_id: str = ""
+    # A mask the provider is not sent (its model takes none): the service applies it to the
+    # result afterwards. ``request.mask`` is then None.
+    emulated_mask: ImageInput | None = None
 
 
 class GuardedFetch(Protocol):
