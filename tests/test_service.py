@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from imagegate.catalog.catalog import Catalog
-from imagegate.core.errors import InternalError, NotFound, UpstreamTimeout
+from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
 from imagegate.core.request import EditRequest, OutputOptions
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.providers.base import (
@@ -48,14 +48,19 @@ class Scripted:
     crash: bool = False
     usage: Usage | None = None
     shared: bool = False  # hand back one image object n times, as a deterministic engine does
+    error: GatewayError | None = None  # answer with this gateway error instead
+    calls: int = 0
 
     def check(self, job: EditJob) -> None:
         return None
 
     async def edit(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult:
+        self.calls += 1
         await asyncio.sleep(self.delay)
         if self.crash:
             raise RuntimeError("secret internals")
+        if self.error is not None:
+            raise self.error
         transparent = Image.new("RGBA", (20, 10), (10, 200, 10, 0))
         out = io.BytesIO()
         transparent.save(out, format="PNG")

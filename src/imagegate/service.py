@@ -1,13 +1,16 @@
 """The edit service: catalog -> validation -> routing -> provider -> finished result.
 
 It knows nothing of HTTP. The API layer hands it a parsed ``EditRequest`` and renders what it
-returns; keys, limits and budgets later attach before ``run`` and usage records after it.
+returns. ``run`` calls the dispatch hooks (``hooks.py``) around every edit, on the JSON and the
+streaming path alike: keys, limits and budget holds attach before, usage records after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from imagegate.catalog.cards import ModelCard
@@ -19,11 +22,14 @@ from imagegate.core.masking import composite_outside_mask
 from imagegate.core.pricing import compute_cost
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import EditResult, ResultImage
+from imagegate.hooks import DispatchHook, RequestContext
 from imagegate.providers.base import EditJob, EventSink, Provider, ProviderRegistry
 from imagegate.routing.router import Router
 from imagegate.wire.fields import Fields
 
 log = logging.getLogger("imagegate.service")
+# What the after-answer record sees for an edit that was cancelled (client gone, shutdown).
+_CANCELLED = GatewayError("the edit was cancelled before it finished", code="cancelled")
 
 
 class EditService:
@@ -34,10 +40,12 @@ class EditService:
         router: Router,
         *,
         timeout_seconds: float,
+        hooks: Sequence[DispatchHook] = (),
     ) -> None:
         self.catalog = catalog
         self.providers = providers
         self.router = router
+        self.hooks = tuple(hooks)
         self.timeout_seconds = timeout_seconds
 
     # -- what the catalog offers -----------------------------------------------------------
@@ -81,12 +89,35 @@ class EditService:
         self._provider(card).check(job)
         return job
 
-    async def run(self, job: EditJob, events: EventSink) -> EditResult:
+    async def run(
+        self, job: EditJob, events: EventSink, ctx: RequestContext | None = None
+    ) -> EditResult:
+        ctx = ctx or RequestContext(job.request_id, user=job.request.user)
+        for hook in self.hooks:
+            await hook.before_dispatch(ctx, job)
+        outcome: EditResult | GatewayError = _CANCELLED  # unless it ends another way
+        try:
+            result = await self._dispatch(job, events, ctx)
+            if job.emulated_mask is not None:
+                await asyncio.to_thread(_apply_mask, result, job, job.emulated_mask)
+            await self._finish(result, job)
+            outcome = result
+            return result
+        except GatewayError as exc:
+            outcome = exc
+            raise
+        finally:
+            await self._record(ctx, job, outcome)
+
+    async def _dispatch(self, job: EditJob, events: EventSink, ctx: RequestContext) -> EditResult:
         provider = self._provider(job.card)
         deployment = self.router.pick(job.card)
+        ctx.attempts += 1
+        ctx.provider = provider.name
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                result = await provider.edit(job, deployment, events)
+                return await provider.edit(job, deployment, events)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"{job.card.id} did not finish within {self.timeout_seconds:g} s.",
@@ -104,10 +135,17 @@ class EditService:
                 f"{job.card.id} failed unexpectedly; the error is logged under request id "
                 f"{job.request_id}."
             ) from None
-        if job.emulated_mask is not None:
-            await asyncio.to_thread(_apply_mask, result, job, job.emulated_mask)
-        await self._finish(result, job)
-        return result
+        finally:
+            ctx.upstream_seconds += time.perf_counter() - started
+
+    async def _record(
+        self, ctx: RequestContext, job: EditJob, outcome: EditResult | GatewayError
+    ) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.after_answer(ctx, job, outcome)
+            except Exception:  # a record that fails must not change the client's answer
+                log.exception("a dispatch hook failed", extra={"request_id": job.request_id})
 
     def _provider(self, card: ModelCard) -> Provider:
         provider = self.providers.get(card.provider)

@@ -233,3 +233,18 @@ def _log_line(gateway: Gateway, request_id: str, timeout: float = 5.0) -> dict:
     )
     assert lines, f"no log line for {request_id}"
     return lines[0]
+
+
+def test_each_answer_says_what_the_gateway_added_around_the_provider(gateway: Gateway) -> None:
+    response = _edit(
+        gateway,
+        "req_overhead",
+        data={"model": "local/pillow", "prompt": "invert"},
+        files={"image": ("a.png", imaging.png(), "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    header = float(response.headers["x-imagegate-overhead-ms"])
+    line = _log_line(gateway, "req_overhead")
+    assert 0 <= header <= line["overhead_ms"] <= line["latency_ms"]
+    assert line["upstream_ms"] > 0
+    assert line["overhead_ms"] + line["upstream_ms"] <= line["latency_ms"] + 0.1

@@ -12,7 +12,7 @@ from imagegate.api.bodies import json_response
 from imagegate.api.deps import Authorized, FetcherDep, ServiceDep, SettingsDep
 from imagegate.api.disconnect import unless_disconnected
 from imagegate.api.errors import JsonBytes
-from imagegate.api.middleware import request_lease, request_log
+from imagegate.api.middleware import request_context, request_lease, request_log
 from imagegate.api.openapi import EDIT_REQUEST_BODY, EDIT_RESPONSES
 from imagegate.api.streaming import stream_response
 from imagegate.core.errors import GatewayError, InvalidRequest
@@ -58,6 +58,8 @@ async def create_image_edit(
         user=edit.user,
     )
     created = int(time.time())
+    ctx = request_context(request.scope)
+    ctx.user = edit.user
 
     def record(outcome: EditResult | GatewayError) -> None:
         if isinstance(outcome, GatewayError):  # a stream that failed after it began
@@ -68,11 +70,13 @@ async def create_image_edit(
         )
 
     if edit.stream:
-        response = stream_response(service, job, created, settings.stream_keepalive_seconds, record)
+        response = stream_response(
+            service, job, created, settings.stream_keepalive_seconds, record, ctx
+        )
         # Known from the card before the first event, as a JSON answer knows it from the result.
         response.headers["x-imagegate-provider"] = job.card.provider
         return response
-    result = await unless_disconnected(request.receive, service.run(job, DiscardEvents()))
+    result = await unless_disconnected(request.receive, service.run(job, DiscardEvents(), ctx))
     record(result)
     return json_response(
         images_body(result, edit, created), headers={"x-imagegate-provider": result.provider}

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.core.errors import InternalError
 from imagegate.core.memory import MemoryGate, MemoryLease
+from imagegate.hooks import RequestContext
 
 log = logging.getLogger("imagegate.access")
 crash_log = logging.getLogger("imagegate.error")
@@ -37,6 +38,11 @@ def request_log(scope: Scope) -> dict[str, Any]:
     state: dict[str, Any] = scope.setdefault("state", {})
     fields: dict[str, Any] = state.setdefault("log", {})
     return fields
+
+
+def request_context(scope: Scope) -> RequestContext:
+    context: RequestContext = scope["state"]["context"]
+    return context
 
 
 def request_lease(scope: Scope) -> MemoryLease:
@@ -58,7 +64,8 @@ class RequestContextMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         lease = state["lease"] = self.memory.lease()
-        started = time.perf_counter()
+        context = state["context"] = RequestContext(request_id)
+        started = context.started
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -67,6 +74,10 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = request_id
+                if context.attempts and "text/event-stream" not in headers.get("content-type", ""):
+                    # What the gateway added around the provider, as the answer starts (a stream
+                    # starts before the provider works, so it has only the log line's figure).
+                    headers["x-imagegate-overhead-ms"] = str(context.overhead_ms())
             await send(message)
 
         try:
@@ -98,6 +109,9 @@ class RequestContextMiddleware:
             fields = state.get("log", {})
             if lease.peak:
                 fields["held_bytes"] = lease.peak  # request bytes it kept in memory at most
+            if context.attempts:
+                fields["upstream_ms"] = round(context.upstream_seconds * 1000, 2)
+                fields["overhead_ms"] = context.overhead_ms()
             client = scope.get("client")
             # Probes come every few seconds from every load balancer; keep them out of info.
             level = logging.DEBUG if scope.get("path") in _PROBES else logging.INFO

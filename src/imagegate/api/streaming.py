@@ -18,6 +18,7 @@ from imagegate.api.bodies import body_pieces
 from imagegate.core.errors import GatewayError, InternalError
 from imagegate.core.response import completed_event_bodies, error_event, partial_event_body
 from imagegate.core.result import EditResult, ResultImage
+from imagegate.hooks import RequestContext
 from imagegate.providers.base import EditJob
 from imagegate.service import EditService
 
@@ -41,7 +42,12 @@ Outcome = Callable[[EditResult | GatewayError], None]  # told how the edit ended
 
 
 async def _events(
-    service: EditService, job: EditJob, created: int, keepalive: float, on_result: Outcome
+    service: EditService,
+    job: EditJob,
+    created: int,
+    keepalive: float,
+    on_result: Outcome,
+    ctx: RequestContext,
 ) -> AsyncIterator[bytes]:
     """Keepalives while the provider works, then each event in pieces, one event at a time.
 
@@ -49,7 +55,7 @@ async def _events(
     never land between two pieces of one event.
     """
     queue: asyncio.Queue[Partial | None] = asyncio.Queue()
-    task = asyncio.create_task(service.run(job, QueueEvents(queue)))
+    task = asyncio.create_task(service.run(job, QueueEvents(queue), ctx))
     task.add_done_callback(lambda _t: queue.put_nowait(None))
     try:
         while True:
@@ -90,9 +96,10 @@ def stream_response(
     created: int,
     keepalive: float,
     on_result: Outcome,
+    ctx: RequestContext,
 ) -> EventSourceResponse:
     return EventSourceResponse(
-        _events(service, job, created, keepalive, on_result),
+        _events(service, job, created, keepalive, on_result, ctx),
         ping=0,  # keepalives come from _events, between events
         headers={"Cache-Control": "no-cache"},
     )

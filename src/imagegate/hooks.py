@@ -1,0 +1,45 @@
+"""The seam around every dispatch: a hook before it and a record after the answer.
+
+The edit service calls each ``DispatchHook`` on both the JSON and the streaming path, never the
+routes: ``before_dispatch`` once the request has passed its card (where identity, access, rate
+limits and budget holds attach: raise a ``GatewayError`` -- 401, 402, 403, 429 -- to refuse), and
+``after_answer`` once the edit has ended, with the priced result or the error (where usage,
+spend, budget settling and metrics attach). A ``RequestContext`` carries who is asking and what
+the request cost in time through both.
+
+A hook that fails after the answer is logged and never changes what the client gets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from imagegate.core.errors import GatewayError
+from imagegate.core.result import EditResult
+from imagegate.providers.base import EditJob
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    key_name: str | None = None  # the key that authenticated the request, once keys exist
+    user: str | None = None  # the client's `user` field
+    started: float = field(default_factory=time.perf_counter)
+    upstream_seconds: float = 0.0  # time spent waiting on the provider (all attempts)
+    attempts: int = 0
+    provider: str | None = None  # who served it, once known
+
+    def overhead_ms(self, now: float | None = None) -> float:
+        """What the gateway itself added so far: elapsed time minus time upstream."""
+        elapsed = (now if now is not None else time.perf_counter()) - self.started
+        return round(max(0.0, elapsed - self.upstream_seconds) * 1000, 2)
+
+
+class DispatchHook(Protocol):
+    async def before_dispatch(self, ctx: RequestContext, job: EditJob) -> None: ...
+
+    async def after_answer(
+        self, ctx: RequestContext, job: EditJob, outcome: EditResult | GatewayError
+    ) -> None: ...
