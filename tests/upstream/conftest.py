@@ -25,6 +25,7 @@ KEYS = {
     "gemini": "AIzaFakeGeminiKey0123456789abcdef",
     "stability": "sk-fake-stability-0123456789abcdef",
     "xai": "xai-fake-key-0123456789abcdef",
+    "bfl": "bfl-fake-key-0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -32,6 +33,9 @@ AZURE_DEPLOYMENT = {
     "upstream_model": "gpt-image-1",
 }
 READ_TIMEOUT_SECONDS = 3  # the fakes' "timeout" fault waits longer than this
+# Black Forest Labs' tasks are polled: quickly here, and given up on (504) after a short wait.
+BFL_POLL_INTERVAL_SECONDS = 0.05
+BFL_POLL_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -56,6 +60,12 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
         "gemini": {"GEMINI_API_KEY": key, "GEMINI_BASE_URL": base_url},
         "stability": {"STABILITY_API_KEY": key, "STABILITY_BASE_URL": base_url},
         "xai": {"XAI_API_KEY": key, "XAI_BASE_URL": base_url + "/v1"},
+        "bfl": {
+            "BFL_API_KEY": key,
+            "BFL_BASE_URL": base_url,
+            "IMAGEGATE_BFL_POLL_INTERVAL_SECONDS": str(BFL_POLL_INTERVAL_SECONDS),
+            "IMAGEGATE_BFL_POLL_TIMEOUT_SECONDS": str(BFL_POLL_TIMEOUT_SECONDS),
+        },
     }[name]
 
 
