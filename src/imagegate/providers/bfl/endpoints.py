@@ -59,7 +59,7 @@ class Endpoint:
 
 
 def _kontext(name: str) -> Endpoint:
-    return Endpoint(name, "kontext", 4, 2, ("safety_tolerance", "prompt_upsampling"), "png")
+    return Endpoint(name, "kontext", 4, 2, ("prompt_upsampling", "safety_tolerance"), "png")
 
 
 def _flux2(name: str) -> Endpoint:
