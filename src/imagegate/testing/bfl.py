@@ -7,7 +7,7 @@ decodes to a real PNG, JPEG or WEBP (``input_image``, ``input_image_2`` ... up t
 8 for FLUX.2, with no gaps), Kontext's ``aspect_ratio`` between 21:9 and 9:21, FLUX.2's
 ``width``/``height`` (64 or more, multiples of 16, up to 4 MP; 0 or null: the input's size),
 ``output_format`` jpeg|png, ``seed``, ``prompt_upsampling`` (Kontext), ``safety_tolerance``
-0-6 for Kontext (0-2 with input images) and 0-5 for FLUX.2.
+0-6 for Kontext (0-2 with input images) and 0-5 for FLUX.2 (the body checks: ``bfl_body``).
 
 The submit answers ``{id, polling_url, cost, input_mp, output_mp}``: an id of its own and a
 polling URL on its own origin under a "regional" path (``/eu2/v1/get_result?id=...``, the region
@@ -39,34 +39,32 @@ variant ``never_settles`` (Pending forever), ``malformed`` and ``truncated`` var
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import itertools
 import math
-import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Literal
 
-import orjson
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from imagegate.testing.fake import FakeUpstream, Fault, decode_image, json_response, result_png
+from imagegate.testing.bfl_body import (
+    MODELS,
+    Invalid,
+    ModelSpec,
+    check_body,
+    json_body,
+    summary_of,
+)
+from imagegate.testing.fake import FakeUpstream, Fault, json_response, result_png
 
 REGIONS = ("eu1", "eu2", "us1")
-KONTEXT_MAX_RATIO = Fraction(21, 9)
-MAX_PIXELS = 2048 * 2048
 MEGAPIXEL = 1024 * 1024
-LONG_SIDE = 128  # a result's long side for an aspect ratio, kept small for the tests
-_RATIO = re.compile(r"^([0-9]{1,4}):([0-9]{1,4})$")
-_BASE64 = re.compile(rb"^[A-Za-z0-9+/]+={0,2}$")
 _MIME = {"png": "image/png", "jpeg": "image/jpeg"}
 
 Outcome = Literal[
@@ -81,44 +79,6 @@ Outcome = Literal[
     "poll_malformed",
     "poll_truncated",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    family: Literal["kontext", "flux2"]
-    max_images: int
-    max_safety: int
-    first_mp: float  # credits (Kontext: per image)
-    extra_mp: float
-    default_format: str
-
-    @property
-    def keys(self) -> frozenset[str]:
-        common = {"prompt", "seed", "output_format", "safety_tolerance", "webhook_url"}
-        common |= {"webhook_secret"} | {_image_key(i) for i in range(self.max_images)}
-        if self.family == "kontext":
-            return frozenset(common | {"aspect_ratio", "prompt_upsampling"})
-        return frozenset(common | {"width", "height"})
-
-
-MODELS = {
-    "flux-kontext-pro": ModelSpec("kontext", 4, 6, 4.0, 0.0, "png"),
-    "flux-kontext-max": ModelSpec("kontext", 4, 6, 8.0, 0.0, "png"),
-    "flux-2-pro": ModelSpec("flux2", 8, 5, 3.0, 1.5, "jpeg"),
-    "flux-2-max": ModelSpec("flux2", 8, 5, 7.0, 3.0, "jpeg"),
-}
-
-
-class Invalid(Exception):
-    """A 422 in FastAPI's shape."""
-
-    def __init__(self, loc: str, msg: str, kind: str = "value_error") -> None:
-        super().__init__(msg)
-        self.loc, self.msg, self.kind = loc, msg, kind
-
-    def response(self) -> Response:
-        loc = ["body", self.loc] if self.loc else ["body"]
-        return json_response({"detail": [{"loc": loc, "msg": self.msg, "type": self.kind}]}, 422)
 
 
 @dataclass(slots=True)
@@ -187,8 +147,8 @@ class FakeBfl(FakeUpstream):
         if spec is None:
             return detail(404, "Not Found")
         try:
-            doc = await _json_body(request)
-            call.summary.update(_summary(doc))
+            doc = await json_body(request)
+            call.summary.update(summary_of(doc))
             task, answer = self._create(request, spec, doc, fault)
         except Invalid as invalid:
             call.summary["refused"] = invalid.msg
@@ -210,45 +170,10 @@ class FakeBfl(FakeUpstream):
     def _create(
         self, request: Request, spec: ModelSpec, doc: dict[str, Any], fault: Fault | None
     ) -> tuple[Task, dict[str, Any]]:
-        for key in doc:
-            if key not in spec.keys:
-                raise Invalid(key, "Extra inputs are not permitted", "extra_forbidden")
-        prompt = doc.get("prompt")
-        if "prompt" not in doc:
-            raise Invalid("prompt", "Field required", "missing")
-        if not isinstance(prompt, str):
-            raise Invalid("prompt", "Input should be a valid string", "string_type")
-        images = _images(doc, spec)
-        seed = doc.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise Invalid("seed", "Input should be a valid integer", "int_type")
-        output_format = doc.get("output_format") or spec.default_format
-        if output_format not in _MIME:
-            raise Invalid("output_format", "Input should be 'jpeg' or 'png'", "enum")
-        tolerance = doc.get("safety_tolerance", 2)
-        if not isinstance(tolerance, int) or isinstance(tolerance, bool):
-            raise Invalid("safety_tolerance", "Input should be a valid integer", "int_type")
-        high = spec.max_safety if not (images and spec.family == "kontext") else 2
-        if not 0 <= tolerance <= high:
-            raise Invalid(
-                "safety_tolerance",
-                f"Input should be between 0 and {high}"
-                + (" when input images are used" if high == 2 else ""),
-                "less_than_equal",
-            )
+        checked = check_body(spec, doc)
+        images, size, output_format = checked.images, checked.size, checked.output_format
         first = images[0] if images else None
-        size = first.size if first is not None else (64, 64)
-        if spec.family == "kontext":
-            upsampling = doc.get("prompt_upsampling", False)
-            if not isinstance(upsampling, bool):
-                raise Invalid("prompt_upsampling", "Input should be a valid boolean", "bool_type")
-            ratio = doc.get("aspect_ratio")
-            if ratio is not None:
-                size = _ratio_size(ratio)
-        else:
-            pixels = _pixels(doc.get("width"), doc.get("height"))
-            if pixels is not None:
-                size = pixels
+        seed, prompt = checked.seed, checked.prompt
         rendered = _render(first, size, output_format)
         outcome = _outcome(fault)
         in_mp = sum(max(1, math.ceil(im.width * im.height / MEGAPIXEL)) for im in images)
@@ -271,7 +196,7 @@ class FakeBfl(FakeUpstream):
         if outcome != "not_found":
             self.tasks[task.id] = task
         host = self.polling_host or request.url.hostname or "127.0.0.1"
-        polling_url = f"http://{host}:{request.url.port}/{task.region}/v1/get_result?id={task.id}"
+        polling_url = f"{request.url.scheme}://{host}:{request.url.port}/{task.region}/v1/get_result?id={task.id}"
         answer = {
             "id": task.id,
             "polling_url": polling_url,
@@ -375,10 +300,6 @@ class FakeBfl(FakeUpstream):
         return Response(found[0], 200, media_type=found[1])
 
 
-def _image_key(index: int) -> str:
-    return "input_image" if index == 0 else f"input_image_{index + 1}"
-
-
 def _early_fault(fault: Fault | None) -> Response | None:
     """Faults answered at the submit, before the request is looked at."""
     if fault is None or fault.variant is not None:
@@ -423,99 +344,6 @@ def _outcome(fault: Fault | None) -> Outcome:
     if name == "truncated" and variant == "poll":
         return "poll_truncated"
     return "ready"
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    raw = await request.body()
-    if content_type != "application/json":
-        raise Invalid(
-            "",
-            "Input should be a valid dictionary or object to extract fields from",
-            "model_attributes_type",
-        )
-    try:
-        doc = orjson.loads(raw)
-    except ValueError:
-        raise Invalid("", "JSON decode error", "json_invalid") from None
-    if not isinstance(doc, dict):
-        raise Invalid("", "Input should be a valid dictionary", "model_attributes_type")
-    return doc
-
-
-def _summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """The body as a test checks it: its keys and every value that is not an image."""
-    summary: dict[str, Any] = {"keys": sorted(doc)}
-    for key in ("prompt", "seed", "aspect_ratio", "width", "height", "output_format"):
-        if key in doc:
-            summary[key] = doc[key]
-    for key in ("safety_tolerance", "prompt_upsampling"):
-        if key in doc:
-            summary[key] = doc[key]
-    return summary
-
-
-def _images(doc: dict[str, Any], spec: ModelSpec) -> list[Image.Image]:
-    present = [i for i in range(8) if doc.get(_image_key(i)) is not None]
-    if present and present != list(range(len(present))):
-        gap = next(i for i in range(8) if i not in present)
-        raise Invalid(_image_key(gap), "Input images must be given in order, without gaps")
-    if len(present) > spec.max_images:
-        raise Invalid(
-            _image_key(spec.max_images), "Extra inputs are not permitted", "extra_forbidden"
-        )
-    images = []
-    for index in present:
-        key = _image_key(index)
-        value = doc[key]
-        if not isinstance(value, str):
-            raise Invalid(key, "Input should be a valid string", "string_type")
-        if value.startswith(("http://", "https://", "data:")):
-            raise Invalid(key, "This fake takes raw base64 only (it fetches nothing)")
-        raw = value.encode()
-        if not _BASE64.match(raw):
-            raise Invalid(key, "Invalid base64-encoded string")
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise Invalid(key, "Invalid base64-encoded string") from None
-        image = decode_image(data)
-        if image is None:
-            raise Invalid(key, "Could not decode the image")
-        images.append(image)
-    return images
-
-
-def _ratio_size(ratio: object) -> tuple[int, int]:
-    match = _RATIO.match(ratio) if isinstance(ratio, str) else None
-    if match is None or not int(match[1]) or not int(match[2]):
-        raise Invalid("aspect_ratio", "Aspect ratio must be W:H, such as 16:9")
-    shape = Fraction(int(match[1]), int(match[2]))
-    if not 1 / KONTEXT_MAX_RATIO <= shape <= KONTEXT_MAX_RATIO:
-        raise Invalid("aspect_ratio", "Aspect ratio must be between 21:9 and 9:21")
-    if shape >= 1:
-        return LONG_SIDE, max(1, round(LONG_SIDE / shape))
-    return max(1, round(LONG_SIDE * shape)), LONG_SIDE
-
-
-def _pixels(width: object, height: object) -> tuple[int, int] | None:
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise Invalid(name, "Input should be a valid integer", "int_type")
-    w, h = width or 0, height or 0
-    assert isinstance(w, int) and isinstance(h, int)
-    if not w and not h:
-        return None
-    if not w or not h:
-        raise Invalid("width" if not w else "height", "width and height go together")
-    for name, value in (("width", w), ("height", h)):
-        if value < 64:
-            raise Invalid(name, "Input should be greater than or equal to 64", "greater_than_equal")
-        if value % 16:
-            raise Invalid(name, "Input should be a multiple of 16", "multiple_of")
-    if w * h > MAX_PIXELS:
-        raise Invalid("width", "The image must be at most 4 megapixels")
-    return w, h
 
 
 def _render(source: Image.Image | None, size: tuple[int, int], fmt: str) -> bytes:
