@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "fake-upstream",
         help="serve a strict fake of a provider's API on loopback, for offline work",
     )
-    fake.add_argument("provider", help="openai, azure, gemini, stability or xai")
+    fake.add_argument("provider", help="openai, azure, gemini, stability, xai or bfl")
     fake.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
     fake.add_argument("--key", default="fake-key", help="the API key the fake accepts")
     return parser

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
     )
     xai_api_key: SecretStr | None = Field(None, validation_alias=provider_env("XAI_API_KEY"))
     xai_base_url: str = Field("https://api.x.ai/v1", validation_alias=provider_env("XAI_BASE_URL"))
+    bfl_api_key: SecretStr | None = Field(None, validation_alias=provider_env("BFL_API_KEY"))
+    bfl_base_url: str = Field("https://api.bfl.ai", validation_alias=provider_env("BFL_BASE_URL"))
+    # Black Forest Labs queues each edit: the gateway polls it, first after this many seconds,
+    # then backing off up to 5 s between polls, and gives up (504) after the timeout.
+    bfl_poll_interval_seconds: float = Field(0.5, gt=0, le=60)
+    bfl_poll_timeout_seconds: float = Field(300.0, gt=0)
     # One pooled HTTP client per deployment; edits take minutes, so reads wait that long.
     upstream_connect_timeout_seconds: float = Field(10.0, gt=0)
     upstream_read_timeout_seconds: float = Field(300.0, gt=0)
@@ -210,6 +216,7 @@ class Settings(BaseSettings):
         "gemini_api_key",
         "stability_api_key",
         "xai_api_key",
+        "bfl_api_key",
         mode="before",
     )
     @classmethod

@@ -25,6 +25,7 @@ KEYS = {
     "gemini": "AIzaFakeGeminiKey0123456789abcdef",
     "stability": "sk-fake-stability-0123456789abcdef",
     "xai": "xai-fake-key-0123456789abcdef",
+    "bfl": "bfl-fake-key-0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -42,6 +43,9 @@ MASK_EMULATION_CARD = {
     "output_formats": ["png", "jpeg", "webp"],
     "pricing": {"per_image": 0.02, "per_input_image": 0.002},
 }
+# Black Forest Labs' tasks are polled: quickly here, and given up on (504) after a short wait.
+BFL_POLL_INTERVAL_SECONDS = 0.05
+BFL_POLL_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -66,6 +70,12 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
         "gemini": {"GEMINI_API_KEY": key, "GEMINI_BASE_URL": base_url},
         "stability": {"STABILITY_API_KEY": key, "STABILITY_BASE_URL": base_url},
         "xai": {"XAI_API_KEY": key, "XAI_BASE_URL": base_url + "/v1"},
+        "bfl": {
+            "BFL_API_KEY": key,
+            "BFL_BASE_URL": base_url,
+            "IMAGEGATE_BFL_POLL_INTERVAL_SECONDS": str(BFL_POLL_INTERVAL_SECONDS),
+            "IMAGEGATE_BFL_POLL_TIMEOUT_SECONDS": str(BFL_POLL_TIMEOUT_SECONDS),
+        },
     }[name]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from imagegate.testing.azure import AzureFake
+from imagegate.testing.bfl import FakeBfl
 from imagegate.testing.fake import FakeUpstream
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
@@ -17,4 +18,5 @@ FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "gemini": GeminiFake,
     "stability": FakeStability,
     "xai": FakeXai,
+    "bfl": FakeBfl,
 }
