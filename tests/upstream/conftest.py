@@ -25,6 +25,7 @@ KEYS = {
     "gemini": "AIzaFakeGeminiKey0123456789abcdef",
     "stability": "sk-fake-stability-0123456789abcdef",
     "xai": "xai-fake-key-0123456789abcdef",
+    "fal": "fal-key-id-4f2a9c:fal-secret-0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -32,6 +33,10 @@ AZURE_DEPLOYMENT = {
     "upstream_model": "gpt-image-1",
 }
 READ_TIMEOUT_SECONDS = 3  # the fakes' "timeout" fault waits longer than this
+# fal's queue: a fake job settles on its third poll (well under a second at these intervals);
+# one that never settles is cancelled after this deadline.
+FAL_POLL_TIMEOUT_SECONDS = 3
+FAL_POLL_INTERVAL_SECONDS = 0.05
 
 
 @dataclass
@@ -56,6 +61,12 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
         "gemini": {"GEMINI_API_KEY": key, "GEMINI_BASE_URL": base_url},
         "stability": {"STABILITY_API_KEY": key, "STABILITY_BASE_URL": base_url},
         "xai": {"XAI_API_KEY": key, "XAI_BASE_URL": base_url + "/v1"},
+        "fal": {
+            "FAL_KEY": key,
+            "FAL_BASE_URL": base_url,
+            "IMAGEGATE_FAL_POLL_TIMEOUT_SECONDS": str(FAL_POLL_TIMEOUT_SECONDS),
+            "IMAGEGATE_FAL_POLL_INTERVAL_SECONDS": str(FAL_POLL_INTERVAL_SECONDS),
+        },
     }[name]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.fal import FakeFal
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
 from imagegate.testing.stability import FakeStability
@@ -17,4 +18,5 @@ FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "gemini": GeminiFake,
     "stability": FakeStability,
     "xai": FakeXai,
+    "fal": FakeFal,
 }
