@@ -535,6 +535,24 @@ def test_a_client_that_goes_away_mid_poll_cancels_the_job(
     assert line["status"] == 499
 
 
+def test_a_client_that_goes_away_mid_submit_cancels_the_job_it_made(
+    upstream_gateway: Gateway, fake: FakeFal
+) -> None:
+    queue(fake, "timeout", delay=1.2)  # fal takes its time to queue the job
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            upstream_gateway.base_url + "/v1/images/edits",
+            data={"model": NANO, "prompt": "x"},
+            files={"image": ("a.png", PNG, "image/png")},
+            timeout=httpx.Timeout(30, read=0.4),
+        )
+    wait_for(lambda: fake.of_kind("cancel"), timeout=4)
+    job = submit(fake).summary["request_id"]
+    (cancel,) = fake.of_kind("cancel")
+    assert cancel.path == f"/fal-ai/nano-banana/requests/{job}/cancel"
+    assert fake.of_kind("status") == []  # never polled: nobody is waiting for it
+
+
 def test_the_key_is_sent_to_fal_and_never_shown(
     upstream_client: OpenAI, upstream_gateway: Gateway, fake: FakeFal
 ) -> None:

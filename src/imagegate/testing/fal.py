@@ -274,7 +274,7 @@ class FakeFal(FakeUpstream):
             self.files[name] = (data, fmt)
         job = Job(job_id, model, app, urls, result, fault=fault)
         if fault is not None and fault.fault == "server_error" and fault.variant == "poll":
-            job.poll_fault_left = max(1, fault.count if fault.count > 0 else 1)
+            job.poll_fault_left = 1
         self.jobs[job_id] = job
         call.summary["request_id"] = job_id
         return json_response(

@@ -8,7 +8,8 @@ One job makes all ``n`` images (``num_images``); an endpoint without it gets one
 504; a client that goes away cancels the job too, and nothing more is polled. A poll that fails
 for a passing reason (a dropped connection, a 5xx, a 429) is tried again at the next tick, a few
 times in a row at most; giving up on a job for any reason cancels it first, since fal would
-otherwise finish (and bill) it for nobody.
+otherwise finish (and bill) it for nobody. So does a client that goes away while the job is
+being submitted: the submit is let finish (a few seconds at most), and the job it made cancelled.
 """
 
 from __future__ import annotations
@@ -100,14 +101,7 @@ class FalProvider:
             body = await asyncio.to_thread(submit_body, plan, index)
         else:
             body = submit_body(plan, index)
-        path = "/" + plan.endpoint.model
-        submitted = await self._upstream.send(
-            deployment,
-            deployment.http().build_request(
-                "POST", path, content=body, headers=_headers(deployment, json=True)
-            ),
-        )
-        handle = self._handle(submitted.content, deployment)
+        handle = await self._submit(plan, body, deployment)
         state = await self._wait(handle, deployment)
         output = await self._output(handle, state, deployment)
         try:
@@ -118,6 +112,29 @@ class FalProvider:
             *(self._image(url, deployment, answer.revised_prompt) for url in answer.urls)
         )  # fal's URLs expire: every image is fetched before the gateway answers
         return EditResult(images=list(images), model=job.card.id, provider=self.name, usage=Usage())
+
+    async def _submit(self, plan: Plan, body: bytes, deployment: Deployment) -> Handle:
+        request = deployment.http().build_request(
+            "POST", "/" + plan.endpoint.model, content=body, headers=_headers(deployment, json=True)
+        )
+        sending = asyncio.ensure_future(self._upstream.send(deployment, request))
+        try:
+            submitted = await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            # The client went away (or a deadline came) mid-submit: fal may have queued the
+            # job already, so it is cancelled as soon as its handle arrives, not left to run.
+            await cancel_quietly(lambda: self._cancel_submitted(sending, deployment), self.name)
+            raise
+        return self._handle(submitted.content, deployment)
+
+    async def _cancel_submitted(
+        self, sending: asyncio.Future[httpx.Response], deployment: Deployment
+    ) -> None:
+        try:
+            handle = self._handle((await sending).content, deployment)
+        except GatewayError:
+            return  # no job was made
+        await self._send(deployment, "PUT", handle.cancel_url)
 
     def _handle(self, body: bytes, deployment: Deployment) -> Handle:
         try:
