@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     # then backing off up to 5 s between polls, and gives up (504) after the timeout.
     bfl_poll_interval_seconds: float = Field(0.5, gt=0, le=60)
     bfl_poll_timeout_seconds: float = Field(300.0, gt=0)
+    fal_key: SecretStr | None = Field(None, validation_alias=provider_env("FAL_KEY"))
+    fal_base_url: str = Field(
+        "https://queue.fal.run", validation_alias=provider_env("FAL_BASE_URL")
+    )
+    # fal's queue: how long to wait for a submitted job (then it is cancelled, 504), and the
+    # first wait between status polls (growing by half each time, to at most 5 s).
+    fal_poll_timeout_seconds: float = Field(300.0, gt=0)
+    fal_poll_interval_seconds: float = Field(0.5, gt=0)
     # One pooled HTTP client per deployment; edits take minutes, so reads wait that long.
     upstream_connect_timeout_seconds: float = Field(10.0, gt=0)
     upstream_read_timeout_seconds: float = Field(300.0, gt=0)
@@ -217,6 +225,7 @@ class Settings(BaseSettings):
         "stability_api_key",
         "xai_api_key",
         "bfl_api_key",
+        "fal_key",
         mode="before",
     )
     @classmethod

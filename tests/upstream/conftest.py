@@ -26,6 +26,7 @@ KEYS = {
     "stability": "sk-fake-stability-0123456789abcdef",
     "xai": "xai-fake-key-0123456789abcdef",
     "bfl": "bfl-fake-key-0123456789abcdef",
+    "fal": "fal-key-id-4f2a9c:fal-secret-0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -46,6 +47,10 @@ MASK_EMULATION_CARD = {
 # Black Forest Labs' tasks are polled: quickly here, and given up on (504) after a short wait.
 BFL_POLL_INTERVAL_SECONDS = 0.05
 BFL_POLL_TIMEOUT_SECONDS = 2.0
+# fal's queue: a fake job settles on its third poll (well under a second at these intervals);
+# one that never settles is cancelled after this deadline.
+FAL_POLL_TIMEOUT_SECONDS = 3
+FAL_POLL_INTERVAL_SECONDS = 0.05
 
 
 @dataclass
@@ -75,6 +80,12 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
             "BFL_BASE_URL": base_url,
             "IMAGEGATE_BFL_POLL_INTERVAL_SECONDS": str(BFL_POLL_INTERVAL_SECONDS),
             "IMAGEGATE_BFL_POLL_TIMEOUT_SECONDS": str(BFL_POLL_TIMEOUT_SECONDS),
+        },
+        "fal": {
+            "FAL_KEY": key,
+            "FAL_BASE_URL": base_url,
+            "IMAGEGATE_FAL_POLL_TIMEOUT_SECONDS": str(FAL_POLL_TIMEOUT_SECONDS),
+            "IMAGEGATE_FAL_POLL_INTERVAL_SECONDS": str(FAL_POLL_INTERVAL_SECONDS),
         },
     }[name]
 

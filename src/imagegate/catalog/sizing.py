@@ -380,4 +380,6 @@ def describe_sizing(card: ModelCard) -> str:
     if style is SizingStyle.RESOLUTION_TIER:
         return "It takes resolution " + ", ".join(spec.resolutions) + "."
     presets = ", ".join(f"{name} ({size})" for name, size in spec.presets.items())
+    if spec.custom is not None:
+        return f"It takes image_size {presets}, or size=WxH with {spec.custom.describe()}."
     return f"It takes image_size {presets}; size=WxH works when it equals a preset."

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from imagegate.testing.azure import AzureFake
 from imagegate.testing.bfl import FakeBfl
 from imagegate.testing.fake import FakeUpstream
+from imagegate.testing.fal import FakeFal
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
 from imagegate.testing.stability import FakeStability
@@ -19,4 +20,5 @@ FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "stability": FakeStability,
     "xai": FakeXai,
     "bfl": FakeBfl,
+    "fal": FakeFal,
 }
