@@ -25,6 +25,7 @@ KEYS = {
     "gemini": "AIzaFakeGeminiKey0123456789abcdef",
     "stability": "sk-fake-stability-0123456789abcdef",
     "xai": "xai-fake-key-0123456789abcdef",
+    "replicate": "r8_FakeReplicateToken0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -32,6 +33,9 @@ AZURE_DEPLOYMENT = {
     "upstream_model": "gpt-image-1",
 }
 READ_TIMEOUT_SECONDS = 3  # the fakes' "timeout" fault waits longer than this
+# Replicate's waiting, short: the create holds 1 s for a prediction that does not settle at once,
+# polls start at 50 ms, and a prediction that never settles is cancelled after 4 s.
+REPLICATE_WAIT_SECONDS, REPLICATE_DEADLINE_SECONDS = 1, 4
 
 
 @dataclass
@@ -56,6 +60,13 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
         "gemini": {"GEMINI_API_KEY": key, "GEMINI_BASE_URL": base_url},
         "stability": {"STABILITY_API_KEY": key, "STABILITY_BASE_URL": base_url},
         "xai": {"XAI_API_KEY": key, "XAI_BASE_URL": base_url + "/v1"},
+        "replicate": {
+            "REPLICATE_API_TOKEN": key,
+            "REPLICATE_BASE_URL": base_url,
+            "IMAGEGATE_REPLICATE_WAIT_SECONDS": str(REPLICATE_WAIT_SECONDS),
+            "IMAGEGATE_REPLICATE_POLL_INTERVAL_SECONDS": "0.05",
+            "IMAGEGATE_REPLICATE_POLL_TIMEOUT_SECONDS": str(REPLICATE_DEADLINE_SECONDS),
+        },
     }[name]
 
 

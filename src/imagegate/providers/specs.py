@@ -11,7 +11,8 @@ from imagegate.providers.base import ProviderSpec
 from imagegate.providers.gemini.spec import SPEC as GEMINI
 from imagegate.providers.local.spec import SPEC as LOCAL
 from imagegate.providers.openai.spec import SPEC as OPENAI
+from imagegate.providers.replicate.spec import SPEC as REPLICATE
 from imagegate.providers.stability.spec import SPEC as STABILITY
 from imagegate.providers.xai.spec import SPEC as XAI
 
-SPECS: tuple[ProviderSpec, ...] = (LOCAL, OPENAI, AZURE, GEMINI, STABILITY, XAI)
+SPECS: tuple[ProviderSpec, ...] = (LOCAL, OPENAI, AZURE, GEMINI, STABILITY, XAI, REPLICATE)

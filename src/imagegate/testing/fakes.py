@@ -8,6 +8,7 @@ from imagegate.testing.azure import AzureFake
 from imagegate.testing.fake import FakeUpstream
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
+from imagegate.testing.replicate import FakeReplicate
 from imagegate.testing.stability import FakeStability
 from imagegate.testing.xai import FakeXai
 
@@ -17,4 +18,5 @@ FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "gemini": GeminiFake,
     "stability": FakeStability,
     "xai": FakeXai,
+    "replicate": FakeReplicate,
 }
