@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from imagegate.core.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
+from imagegate.core.errors import (
+    GatewayError,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.providers.base import Deployment, EditJob, EventSink
 from imagegate.providers.fanout import fan_out
@@ -145,6 +151,12 @@ class ReplicateProvider:
                     raise
                 _keep_polling(prediction.id, exc)
                 return None
+            except NotFound:  # not the client's 404: Replicate lost the prediction it made
+                raise UpstreamError(
+                    f"{self.name} lost prediction {prediction.id}: its polling URL answers 404.",
+                    code="upstream_error",
+                    origin="provider",
+                ) from None
             return polled if polled.settled else None
 
         remaining = timing.deadline - (asyncio.get_running_loop().time() - started)
