@@ -33,7 +33,8 @@ images (the first input inverted, ``result_png``), as a URI on the fake's own or
 Faults (``/__fake__/faults``) in Replicate's shapes: ``rate_limit`` (429, ``Retry-After`` when
 given), ``server_error`` (500), ``unavailable`` (503), ``bad_key`` (401), ``malformed`` (a 201 in
 HTML), ``truncated`` (a 201 cut short), ``timeout`` (the create answers after ``delay`` s) hit the
-create; with ``variant: "poll"`` they hit the prediction's first poll instead. Job-level ones
+create; with ``variant: "poll"`` they hit the prediction's first poll instead (poll faults queued
+one behind another hit its first polls, in order). Job-level ones
 shape how the prediction ends: ``moderation`` (failed, "flagged as sensitive (E005)"; variant
 ``nsfw``: "NSFW content detected"), ``no_image`` (succeeded without output), ``server_error``
 with variant ``failed`` (failed, a model error), ``canceled`` or ``aborted`` (ended so, not by
@@ -101,7 +102,7 @@ class Job:
     status: str = "starting"
     polls: int = 0
     error: str | None = None
-    poll_fault: Fault | None = None
+    poll_faults: list[Fault] = field(default_factory=list)  # the next polls answer these
     created_at: float = field(default_factory=time.time)
 
     @property
@@ -223,11 +224,14 @@ class FakeReplicate(FakeUpstream):
         self, request: Request, model: str, schema: Schema, checked: Checked, fault: Fault | None
     ) -> Job:
         outcome, polls = "succeeded", self.polls_to_settle
-        poll_fault = None
+        poll_faults: list[Fault] = []
         if fault is not None:
             outcome = _outcome(fault)
-            if fault.variant == "poll":
-                poll_fault, polls = fault, max(polls, 2)
+            if fault.variant == "poll":  # with any poll faults queued right behind it
+                poll_faults.append(fault)
+                while self.faults and self.faults[0].variant == "poll":
+                    poll_faults.append(self.faults.popleft())
+                polls = max(polls, 2)
         images = self._results(request, model, schema, checked)
         ident = "".join(secrets.choice(_ID_CHARS) for _ in range(26))
         job = Job(
@@ -237,11 +241,9 @@ class FakeReplicate(FakeUpstream):
             outcome=outcome,
             polls_to_settle=polls,
             output=images if outcome != "no_output" else [],
-            input={
-                k: v for k, v in checked.values.items() if k not in ("input_image", "image_input")
-            },
+            input=_without_images(checked.values),
             billed=self.billed_images if self.billed_images is not None else len(images),
-            poll_fault=poll_fault,
+            poll_faults=poll_faults,
         )
         self.jobs[ident] = job
         return job
@@ -276,7 +278,7 @@ class FakeReplicate(FakeUpstream):
         if job is None:
             assert refused is not None
             return refused
-        fault, job.poll_fault = job.poll_fault, None
+        fault = job.poll_faults.pop(0) if job.poll_faults else None
         if fault is not None:
             call.summary["fault"] = fault.fault
             if fault.fault == "timeout":
