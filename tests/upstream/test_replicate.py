@@ -77,7 +77,7 @@ def creates(fake: FakeReplicate) -> list[dict[str, Any]]:
 
 def queue(fake: FakeReplicate, fault: str, **options: Any) -> None:
     fake.faults.clear()
-    fake.faults.append(Fault(fault, **options))  # type: ignore[arg-type]
+    fake.faults.append(Fault(fault, **options))
 
 
 # -- one good edit per model ---------------------------------------------------------------------
@@ -359,7 +359,7 @@ def test_polls_that_fail_for_a_moment_are_polled_again(
     upstream_client: OpenAI, fake: FakeReplicate
 ) -> None:
     faults = ["rate_limit", "server_error", "unavailable"]
-    fake.faults.extend(Fault(name, variant="poll") for name in faults)  # type: ignore[arg-type]
+    fake.faults.extend(Fault(name, variant="poll") for name in faults)
     result = edit(upstream_client, model=SEEDREAM)
     assert len(result.data) == 1
     polls = [call.summary for call in fake.calls if call.summary["kind"] == "poll"]
@@ -421,24 +421,33 @@ def test_a_client_that_goes_away_mid_poll_cancels_the_prediction(
 # -- faults and failed predictions ---------------------------------------------------------------
 
 
+FAULTS = [
+    ("rate_limit", {"retry_after": 9}, 429, "rate_limit_exceeded", "9"),
+    ("rate_limit", {}, 429, "rate_limit_exceeded", None),
+    ("server_error", {}, 502, "upstream_error", None),
+    ("unavailable", {}, 502, "upstream_error", None),
+    ("timeout", {"delay": 4.0}, 504, "upstream_timeout", None),
+    ("malformed", {}, 502, "upstream_malformed", None),
+    ("truncated", {}, 502, "upstream_malformed", None),
+    ("no_image", {}, 502, "upstream_malformed", None),
+    ("moderation", {}, 400, "content_policy_violation", None),
+    ("bad_key", {}, 502, "provider_auth_failed", None),
+]
+
+
 @pytest.mark.parametrize(
-    ("fault", "options", "status", "code", "retry_after"),
+    ("model", "fault", "options", "status", "code", "retry_after"),
     [
-        ("rate_limit", {"retry_after": 9}, 429, "rate_limit_exceeded", "9"),
-        ("rate_limit", {}, 429, "rate_limit_exceeded", None),
-        ("server_error", {}, 502, "upstream_error", None),
-        ("unavailable", {}, 502, "upstream_error", None),
-        ("timeout", {"delay": 4.0}, 504, "upstream_timeout", None),
-        ("malformed", {}, 502, "upstream_malformed", None),
-        ("truncated", {}, 502, "upstream_malformed", None),
-        ("no_image", {}, 502, "upstream_malformed", None),
-        ("moderation", {}, 400, "content_policy_violation", None),
-        ("bad_key", {}, 502, "provider_auth_failed", None),
+        (model, *case)
+        for model in MODELS
+        for case in FAULTS
+        if case[0] != "timeout" or model == KONTEXT  # the read timeout is the same for all
     ],
 )
 def test_each_fault_in_replicates_shape(
     upstream_client: OpenAI,
     fake: FakeReplicate,
+    model: str,
     fault: str,
     options: dict[str, Any],
     status: int,
@@ -447,7 +456,7 @@ def test_each_fault_in_replicates_shape(
 ) -> None:
     queue(fake, fault, **options)
     with pytest.raises(openai.APIStatusError) as caught:
-        upstream_client.images.edit(model=KONTEXT, image=PNG, prompt="x")
+        upstream_client.images.edit(model=model, image=PNG, prompt="x")
     error = error_of(caught.value.response, status, origin="provider")
     assert error["code"] == code
     assert caught.value.response.headers.get("retry-after") == retry_after
@@ -455,22 +464,24 @@ def test_each_fault_in_replicates_shape(
     assert KEYS["replicate"] not in error["message"]
 
 
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize(("variant", "words"), [(None, "flagged as sensitive"), ("nsfw", "NSFW")])
 def test_a_safety_failure_is_a_content_policy_400_with_the_reason(
-    upstream_client: OpenAI, fake: FakeReplicate, variant: str | None, words: str
+    upstream_client: OpenAI, fake: FakeReplicate, model: str, variant: str | None, words: str
 ) -> None:
     queue(fake, "moderation", variant=variant)
-    error = refused(upstream_client, 400, origin="provider", model=SEEDREAM)
+    error = refused(upstream_client, 400, origin="provider", model=model)
     assert error["code"] == "content_policy_violation"
     assert words in error["message"] and "replicate" in error["message"]
 
 
+@pytest.mark.parametrize(("model", "polls"), [(KONTEXT, 0), (NANO, 1), (SEEDREAM, 0)])
 def test_a_failed_prediction_is_a_502_with_replicates_error(
-    upstream_client: OpenAI, fake: FakeReplicate
+    upstream_client: OpenAI, fake: FakeReplicate, model: str, polls: int
 ) -> None:
-    fake.polls_to_settle = 1
+    fake.polls_to_settle = polls  # ended within the wait, or found ended by a poll
     queue(fake, "server_error", variant="failed")
-    error = refused(upstream_client, 502, origin="provider", model=NANO)
+    error = refused(upstream_client, 502, origin="provider", model=model)
     assert error["code"] == "upstream_error"
     assert "CUDA out of memory" in error["message"] and "(E1001)" in error["message"]
     assert "cancel" not in fake.kinds()  # it ended by itself
