@@ -535,7 +535,24 @@ def prediction(status: str, *, get: str | None = None, output: Any = None) -> di
     }
 
 
-def run(edit: EditJob, answer: Callable[[httpx.Request], httpx.Response], **options: str) -> Any:
+class RecordingGuard:
+    """Stands in for the gateway's SSRF-guarded fetcher: records the URL, answers ``data``."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self.data = data
+        self.urls: list[str] = []
+
+    async def fetch(self, url: str, *, param: str) -> bytes:
+        self.urls.append(url)
+        return self.data
+
+
+def run(
+    edit: EditJob,
+    answer: Callable[[httpx.Request], httpx.Response],
+    guard: RecordingGuard | None = None,
+    **options: str,
+) -> Any:
     async def go() -> EditResult:
         client = httpx.AsyncClient(base_url=API, transport=httpx.MockTransport(answer))
         deployment = Deployment(
@@ -545,6 +562,7 @@ def run(edit: EditJob, answer: Callable[[httpx.Request], httpx.Response], **opti
             timeout_seconds=float(options.pop("deadline", "2")),
             options={"wait_seconds": "5", "poll_interval_seconds": "0.01", **options},
             client=client,
+            guard=guard,
         )
         try:
             return await ReplicateProvider().edit(edit, deployment, DiscardEvents())
@@ -633,6 +651,31 @@ def test_without_a_wait_no_prefer_header_is_sent() -> None:
     run(job(SEEDREAM), answer, wait_seconds="0")
     assert "prefer" not in seen[0].headers
     assert seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_delivery_urls_are_fetched_through_the_guard_without_the_token() -> None:
+    seen: list[httpx.Request] = []
+    output = ["https://replicate.delivery/xezq/a.png", "https://replicate.delivery/xezq/b.png"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=prediction("succeeded", output=output))
+
+    guard = RecordingGuard(PNG)
+    result = run(job(SEEDREAM, n=2), answer, guard)
+    assert guard.urls == output and len(result.images) == 2
+    assert len(seen) == 1  # the create only: nothing else went through the API's client
+
+
+def test_a_result_that_is_not_an_image_is_malformed() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            201, json=prediction("succeeded", output="data:text/plain;base64,aGk=")
+        )
+
+    with pytest.raises(GatewayError) as caught:
+        run(job(KONTEXT), answer)
+    assert (caught.value.status, caught.value.code) == (502, "upstream_malformed")
 
 
 def test_plan_is_what_check_refuses_with() -> None:
