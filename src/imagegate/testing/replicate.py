@@ -44,31 +44,34 @@ the client), and ``timeout`` with variant ``never`` (never settles).
 from __future__ import annotations
 
 import asyncio
-import io
 import re
 import secrets
 import string
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import orjson
-from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from imagegate.testing.fake import Call, FakeUpstream, Fault, b64, json_response, result_png
-from imagegate.testing.replicate_models import SCHEMAS, Checked, Schema, check_combined, check_input
+from imagegate.testing.replicate_models import (
+    SCHEMAS,
+    Checked,
+    Schema,
+    check_combined,
+    check_input,
+    encode,
+    result_size,
+)
 
 UNAUTHENTICATED = {
     "title": "Unauthenticated",
     "detail": "You did not pass a valid authentication token",
     "status": 401,
 }
-TIERS = {"1K": 64, "2K": 128, "4K": 256}  # the long side of a result, kept small for the tests
-CUSTOM_SCALE = 16  # size=custom results are width/16 x height/16
 SAFETY = (
     "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 )
@@ -212,10 +215,9 @@ class FakeReplicate(FakeUpstream):
         return Response(body_out, 201, headers, media_type="application/json")
 
     def _refuse(self, request: Request, call: Call) -> Response | None:
-        if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
-            call.summary["auth"] = "refused"
-            return json_response(UNAUTHENTICATED, 401)
-        call.summary["auth"] = "ok"
+        refused = self._refuse_auth(request, call)
+        if refused is not None:
+            return refused
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return problem(415, "Unsupported media type", "Send application/json.")
         return None
@@ -251,13 +253,13 @@ class FakeReplicate(FakeUpstream):
     def _results(self, request: Request, model: str, schema: Schema, checked: Checked) -> list[str]:
         values = checked.values
         first = checked.images[0][0] if checked.images else None
-        size = _result_size(model, schema, values, first)
+        size = result_size(schema, values, first)
         wanted = values.get("output_format")
         fmt = "jpeg" if wanted == "jpg" else wanted or schema.default_format
         count = 1
         if model == "bytedance/seedream-4" and values.get("sequential_image_generation") == "auto":
             count = max(1, int(values.get("max_images", 1)) - self.sequential_shortfall)
-        data = _encode(result_png(first, size), str(fmt))
+        data = encode(result_png(first, size), str(fmt))
         origin = str(request.base_url).rstrip("/")
         uris = []
         for _ in range(count):
@@ -415,36 +417,6 @@ def _summary(checked: Checked, doc: object) -> dict[str, Any]:
     summary["image_field"] = checked.image_field
     summary["images"] = [{"format": fmt, "size": list(im.size)} for im, fmt in checked.images]
     return summary
-
-
-def _result_size(
-    model: str, schema: Schema, values: dict[str, Any], first: Image.Image | None
-) -> tuple[int, int]:
-    source = first.size if first is not None else (64, 64)
-    if values.get("size") == "custom":
-        return values.get("width", 2048) // CUSTOM_SCALE, values.get("height", 2048) // CUSTOM_SCALE
-    ratio = values.get("aspect_ratio", schema.default_ratio)
-    long_side = TIERS.get(values.get("size", "2K"), 128) if "size" in schema.inputs else None
-    if ratio == "match_input_image":
-        if long_side is None:
-            return source
-        shape = Fraction(source[0], source[1])
-    else:
-        left, right = str(ratio).split(":")
-        shape = Fraction(left) / Fraction(right)
-        long_side = long_side or 128
-    if shape >= 1:
-        return long_side, max(1, round(long_side / shape))
-    return max(1, round(long_side * shape)), long_side
-
-
-def _encode(png: bytes, fmt: str) -> bytes:
-    if fmt == "png":
-        return png
-    with Image.open(io.BytesIO(png)) as opened:
-        out = io.BytesIO()
-        opened.convert("RGB").save(out, format="JPEG", quality=90)
-        return out.getvalue()
 
 
 def _without_images(values: dict[str, Any]) -> dict[str, Any]:

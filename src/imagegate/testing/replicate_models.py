@@ -14,6 +14,7 @@ import binascii
 import io
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 from PIL import Image
@@ -23,6 +24,8 @@ from imagegate.testing.fake import decode_image
 Kind = Literal["string", "uri", "uris", "int", "bool", "enum"]
 _DATA_URI = re.compile(r"^data:(image/(?:png|jpeg|jpg|webp|gif));base64,(.*)$", re.S)
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+TIERS = {"1K": 64, "2K": 128, "4K": 256}  # the long side of a result, kept small for the tests
+CUSTOM_SCALE = 16  # size=custom results are width/16 x height/16
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,35 @@ def check_combined(model: str, checked: Checked) -> None:
             )
         if values.get("size") != "custom" and ("width" in values or "height" in values):
             checked.refuse("width", "unused", "width and height are used only with size=custom")
+
+
+def result_size(
+    schema: Schema, values: dict[str, Any], first: Image.Image | None
+) -> tuple[int, int]:
+    """The size the fake makes: the first input's for match_input_image, else the asked shape
+    (and tier) at a small long side; size=custom at a sixteenth of its pixels."""
+    source = first.size if first is not None else (64, 64)
+    if values.get("size") == "custom":
+        return values.get("width", 2048) // CUSTOM_SCALE, values.get("height", 2048) // CUSTOM_SCALE
+    ratio = values.get("aspect_ratio", schema.default_ratio)
+    long_side = TIERS.get(values.get("size", "2K"), 128) if "size" in schema.inputs else None
+    if ratio == "match_input_image":
+        if long_side is None:
+            return source
+        shape = Fraction(source[0], source[1])
+    else:
+        left, right = str(ratio).split(":")
+        shape = Fraction(left) / Fraction(right)
+        long_side = long_side or 128
+    if shape >= 1:
+        return long_side, max(1, round(long_side / shape))
+    return max(1, round(long_side * shape)), long_side
+
+
+def encode(png: bytes, fmt: str) -> bytes:
+    if fmt == "png":
+        return png
+    with Image.open(io.BytesIO(png)) as opened:
+        out = io.BytesIO()
+        opened.convert("RGB").save(out, format="JPEG", quality=90)
+        return out.getvalue()
