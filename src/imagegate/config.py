@@ -183,6 +183,19 @@ class Settings(BaseSettings):
     # first wait between status polls (growing by half each time, to at most 5 s).
     fal_poll_timeout_seconds: float = Field(300.0, gt=0)
     fal_poll_interval_seconds: float = Field(0.5, gt=0)
+    replicate_api_token: SecretStr | None = Field(
+        None, validation_alias=provider_env("REPLICATE_API_TOKEN")
+    )
+    replicate_base_url: str = Field(
+        "https://api.replicate.com", validation_alias=provider_env("REPLICATE_BASE_URL")
+    )
+    # Replicate predictions are queued: the create call holds up to this many seconds for the
+    # result (Prefer: wait; 0 = answer at once), then the prediction is polled, first after
+    # the interval and backing off to 5 s, until the deadline (counted from the create), when
+    # it is cancelled and the edit answered 504.
+    replicate_wait_seconds: int = Field(60, ge=0, le=60)
+    replicate_poll_interval_seconds: float = Field(0.5, gt=0, le=60)
+    replicate_poll_timeout_seconds: float = Field(300.0, gt=0)
     # One pooled HTTP client per deployment; edits take minutes, so reads wait that long.
     upstream_connect_timeout_seconds: float = Field(10.0, gt=0)
     upstream_read_timeout_seconds: float = Field(300.0, gt=0)
@@ -226,6 +239,7 @@ class Settings(BaseSettings):
         "xai_api_key",
         "bfl_api_key",
         "fal_key",
+        "replicate_api_token",
         mode="before",
     )
     @classmethod

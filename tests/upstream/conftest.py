@@ -27,6 +27,7 @@ KEYS = {
     "xai": "xai-fake-key-0123456789abcdef",
     "bfl": "bfl-fake-key-0123456789abcdef",
     "fal": "fal-key-id-4f2a9c:fal-secret-0123456789abcdef",
+    "replicate": "r8_FakeReplicateToken0123456789abcdef",
 }
 AZURE_DEPLOYMENT = {
     "id": "azure/team-image",
@@ -51,6 +52,9 @@ BFL_POLL_TIMEOUT_SECONDS = 2.0
 # one that never settles is cancelled after this deadline.
 FAL_POLL_TIMEOUT_SECONDS = 3
 FAL_POLL_INTERVAL_SECONDS = 0.05
+# Replicate's waiting, short: the create holds 1 s for a prediction that does not settle at once,
+# polls start at 50 ms, and a prediction that never settles is cancelled after 4 s.
+REPLICATE_WAIT_SECONDS, REPLICATE_DEADLINE_SECONDS = 1, 4
 
 
 @dataclass
@@ -86,6 +90,13 @@ def _provider_env(name: str, base_url: str) -> dict[str, str]:
             "FAL_BASE_URL": base_url,
             "IMAGEGATE_FAL_POLL_TIMEOUT_SECONDS": str(FAL_POLL_TIMEOUT_SECONDS),
             "IMAGEGATE_FAL_POLL_INTERVAL_SECONDS": str(FAL_POLL_INTERVAL_SECONDS),
+        },
+        "replicate": {
+            "REPLICATE_API_TOKEN": key,
+            "REPLICATE_BASE_URL": base_url,
+            "IMAGEGATE_REPLICATE_WAIT_SECONDS": str(REPLICATE_WAIT_SECONDS),
+            "IMAGEGATE_REPLICATE_POLL_INTERVAL_SECONDS": "0.05",
+            "IMAGEGATE_REPLICATE_POLL_TIMEOUT_SECONDS": str(REPLICATE_DEADLINE_SECONDS),
         },
     }[name]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -130,6 +131,9 @@ class ModelCard(BaseModel):
     # negative_prompt ...): accepted as extra form fields or JSON keys and forwarded; any other
     # unknown field is never sent upstream.
     extra_fields: list[str] = Field(default_factory=list)
+    # What only the card's provider reads, in its own terms (Replicate: the upstream model's
+    # input keys, for a model the gateway does not ship a card for). Checked by that provider.
+    provider_options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
     edit: EditSupport = Field(default_factory=EditSupport)

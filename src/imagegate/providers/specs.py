@@ -13,7 +13,18 @@ from imagegate.providers.fal.spec import SPEC as FAL
 from imagegate.providers.gemini.spec import SPEC as GEMINI
 from imagegate.providers.local.spec import SPEC as LOCAL
 from imagegate.providers.openai.spec import SPEC as OPENAI
+from imagegate.providers.replicate.spec import SPEC as REPLICATE
 from imagegate.providers.stability.spec import SPEC as STABILITY
 from imagegate.providers.xai.spec import SPEC as XAI
 
-SPECS: tuple[ProviderSpec, ...] = (LOCAL, OPENAI, AZURE, GEMINI, STABILITY, XAI, BFL, FAL)
+SPECS: tuple[ProviderSpec, ...] = (
+    LOCAL,
+    OPENAI,
+    AZURE,
+    GEMINI,
+    STABILITY,
+    XAI,
+    BFL,
+    FAL,
+    REPLICATE,
+)

@@ -10,6 +10,7 @@ from imagegate.testing.fake import FakeUpstream
 from imagegate.testing.fal import FakeFal
 from imagegate.testing.gemini import GeminiFake
 from imagegate.testing.openai import OpenAIFake
+from imagegate.testing.replicate import FakeReplicate
 from imagegate.testing.stability import FakeStability
 from imagegate.testing.xai import FakeXai
 
@@ -21,4 +22,5 @@ FAKES: dict[str, Callable[[str], FakeUpstream]] = {
     "xai": FakeXai,
     "bfl": FakeBfl,
     "fal": FakeFal,
+    "replicate": FakeReplicate,
 }

@@ -1,0 +1,1 @@
+"""Replicate predictions: queued image edits on Replicate's official models."""
