@@ -15,14 +15,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/imagegate \
-    PATH=/opt/imagegate/bin:$PATH
+    PATH=/opt/imagegate/bin:$PATH \
+    TMPDIR=/var/lib/imagegate/spill
 
 # The runtime user: a fixed numeric id so `runAsNonRoot` style checks can verify it.
 # The virtualenv has no pip or setuptools of its own (about 20 MB, and an old setuptools that
 # scanners flag): the base image's pip installs into it with --python.
+# Uploads over IMAGEGATE_SPILL_IMAGE_BYTES are kept in unlinked temporary files under TMPDIR:
+# a directory of the runtime user's, on disk (compose mounts a volume there, since its root
+# filesystem is read-only and its /tmp is in memory).
 RUN groupadd --gid 10001 imagegate \
  && useradd --uid 10001 --gid imagegate --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin imagegate \
+ && mkdir -p /var/lib/imagegate/spill \
+ && chown 10001:10001 /var/lib/imagegate/spill \
  && python -m venv --without-pip "$VIRTUAL_ENV"
 
 WORKDIR /build

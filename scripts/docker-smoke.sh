@@ -214,6 +214,24 @@ print(f"  data[0].b64_json: {len(png)} byte PNG, {w}x{h}, colour type {ctype}, "
       f"model={body.get('model')!r}, size={body.get('size')!r}")
 PY
 
+say "a 12 MB upload spills to the replica's spill volume, not its in-memory /tmp"
+tmpdir=$(compose exec -T gateway1 python -c 'import tempfile; print(tempfile.gettempdir())' | tr -d '\r')
+[ "$tmpdir" = /var/lib/imagegate/spill ] || fail "the replica's TMPDIR is $tmpdir, not the spill volume"
+compose exec -T gateway1 python -c 'import tempfile; tempfile.TemporaryFile().write(b"x")' \
+    || fail "the runtime user cannot write to the spill volume"
+python3 - "$WORK/big.png" <<'PY'
+import os, struct, sys, zlib
+w = h = 2000  # random RGB stored uncompressed: a 12 MB PNG, over the 8 MiB spill threshold
+rows = b"".join(b"\x00" + os.urandom(w * 3) for _ in range(h))
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+res=$(edit smoke-spill "$WORK/big.json" -F image=@"$WORK/big.png;type=image/png")
+[ "${res%% *}" = 200 ] || { head -c 400 "$WORK/big.json" >&2; fail "the 12 MB edit got ${res%% *}, not 200"; }
+echo "  TMPDIR $tmpdir is writable; a $(( $(stat -c %s "$WORK/big.png") / 1000000 )) MB edit answered ${res%% *}"
+
 say "stream=true (SSE) through nginx"
 res=$(edit smoke-stream-1 "$WORK/stream.txt" -F image=@"$WORK/in.png" -F stream=true -F partial_images=2)
 echo "  $res"
