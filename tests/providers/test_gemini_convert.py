@@ -29,7 +29,7 @@ from imagegate.core.result import EditResult
 from imagegate.providers.base import Deployment, EditJob
 from imagegate.providers.gemini import convert
 from imagegate.providers.gemini.convert import (
-    MalformedAnswer,
+    Malformed,
     check_job,
     encode_request,
     generation_config,
@@ -352,7 +352,7 @@ def test_each_finish_reason_without_an_image(finish: str, kind: str) -> None:
     ],
 )
 def test_malformed_answers(doc: Any) -> None:
-    with pytest.raises(MalformedAnswer):
+    with pytest.raises(Malformed):
         read_answer(doc, FLASH)
 
 

@@ -43,6 +43,7 @@ from imagegate.providers.bfl.endpoints import (
     Endpoint,
     read_options,
 )
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.upstream import ProviderFailure, json_message
 
 PROVIDER = "bfl"
@@ -61,14 +62,6 @@ _SLOT = "@imagegate-bfl-image-" + secrets.token_hex(8) + "-{}@"
 _URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(?:[/?][^\s\\#]*)?$")
 _MODERATION = re.compile(r"moderat|content polic|nsfw", re.I)
 _PARAMS = {"width": "size", "height": "size"}
-
-
-class Malformed(Exception):
-    """A success answer that is not what BFL promises; ``what`` it was instead."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 # -- the request ---------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from imagegate.core.images import ImageFormat
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.providers.base import EditJob
 from imagegate.providers.fal.endpoints import ENDPOINTS, Endpoint, read_options
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.upstream import ProviderFailure, json_message, provider_words
 
 POLICY = "content_policy_violation"
@@ -57,14 +58,6 @@ FAILED = frozenset({"FAILED", "CANCELED", "CANCELLED"})  # a third-party schema 
 _SLOT = "@imagegate-image-" + secrets.token_hex(8) + "-{}@"
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAMS = {"image_url": "image", "image_urls": "image", "num_images": "n"}
-
-
-class Malformed(Exception):
-    """A success answer that is not what fal's API promises; ``what`` it was instead."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 # -- the request ---------------------------------------------------------------------------------

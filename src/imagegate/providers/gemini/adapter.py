@@ -15,7 +15,7 @@ from imagegate.providers.base import Deployment, EditJob, EventSink
 from imagegate.providers.fanout import fan_out
 from imagegate.providers.gemini.convert import (
     PROVIDER,
-    MalformedAnswer,
+    Malformed,
     RequestBody,
     check_job,
     encode_request,
@@ -66,7 +66,7 @@ class GeminiProvider:
             raise self.upstream.malformed("a body that is not JSON") from None
         try:
             outcome = read_answer(doc, job.card.id)
-        except MalformedAnswer as exc:
+        except Malformed as exc:
             raise self.upstream.malformed(str(exc)) from None
         if isinstance(outcome, ProviderFailure):
             # A 200 that refused or failed to draw: Google's words go through the boundary.

@@ -36,6 +36,7 @@ from imagegate.core.errors import InvalidRequest
 from imagegate.core.request import SizingRequest
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.providers.base import EditJob
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.upstream import ProviderFailure, json_message
 
 PROVIDER = "gemini"
@@ -69,10 +70,6 @@ MODERATION_FINISH = frozenset(
     }
 )
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
-class MalformedAnswer(ValueError):
-    """A 200 answer that is not what generateContent promises; ``args[0]`` says what it was."""
 
 
 # -- the request ---------------------------------------------------------------------------------
@@ -221,9 +218,9 @@ def _ratio_order(ratio: str) -> tuple[int, int]:
 # -- the answer ----------------------------------------------------------------------------------
 def read_answer(doc: object, model_id: str) -> EditResult | ProviderFailure:
     """The image in a generateContent answer (as the result of the card ``model_id``), or why
-    there is none. Raises ``MalformedAnswer``."""
+    there is none. Raises ``Malformed``."""
     if not isinstance(doc, dict):
-        raise MalformedAnswer("a JSON body that is not an object")
+        raise Malformed("a JSON body that is not an object")
     candidates = doc.get("candidates")
     feedback = doc.get("promptFeedback")
     block = feedback.get("blockReason") if isinstance(feedback, dict) else None
@@ -236,9 +233,9 @@ def read_answer(doc: object, model_id: str) -> EditResult | ProviderFailure:
                 code=block.lower(),
                 kind="moderation",
             )
-        raise MalformedAnswer("an answer with neither candidates nor a blockReason")
+        raise Malformed("an answer with neither candidates nor a blockReason")
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
-        raise MalformedAnswer("candidates that are not a list of objects")
+        raise Malformed("candidates that are not a list of objects")
     candidate: dict[str, Any] = candidates[0]
     finish = candidate.get("finishReason")
     image_part, texts = _final_parts(candidate)
@@ -247,13 +244,13 @@ def read_answer(doc: object, model_id: str) -> EditResult | ProviderFailure:
     mime = image_part.get("mimeType", image_part.get("mime_type"))
     data = image_part.get("data")
     if not isinstance(data, str) or not data:
-        raise MalformedAnswer("an image part without data")
+        raise Malformed("an image part without data")
     if mime not in IMAGE_MIME_TYPES:
-        raise MalformedAnswer(f"an image of type {mime!r} (not PNG, JPEG or WEBP)")
+        raise Malformed(f"an image of type {mime!r} (not PNG, JPEG or WEBP)")
     try:
         image = ResultImage.from_base64(data)  # the bytes, not the label, say what it is
     except ValueError:
-        raise MalformedAnswer(f"{mime} data that is not a base64 image") from None
+        raise Malformed(f"{mime} data that is not a base64 image") from None
     return EditResult(
         images=[image],
         model=model_id,
@@ -269,12 +266,12 @@ def _final_parts(candidate: Mapping[str, Any]) -> tuple[dict[str, Any] | None, l
     if parts is None:
         return None, []
     if not isinstance(parts, list):
-        raise MalformedAnswer("content.parts that is not a list")
+        raise Malformed("content.parts that is not a list")
     image: dict[str, Any] | None = None
     texts: list[str] = []
     for part in parts:
         if not isinstance(part, dict):
-            raise MalformedAnswer("a content part that is not an object")
+            raise Malformed("a content part that is not an object")
         if part.get("thought") is True:
             continue  # thinking: interim text and draft images
         inline = part.get("inlineData", part.get("inline_data"))

@@ -29,6 +29,7 @@ from imagegate.core.images import EXTENSIONS
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import Usage
 from imagegate.providers.base import EditJob
+from imagegate.providers.malformed import Malformed as Malformed
 
 MB = 1024 * 1024
 MAX_GPT_IMAGE_BYTES = 50 * MB  # each input image of a GPT image model
@@ -263,14 +264,6 @@ def file_parts(request: EditRequest) -> list[FilePart]:
 
 
 # -- the answer -------------------------------------------------------------------------------
-
-
-class Malformed(ValueError):
-    """A 2xx answer that is not what the Images API promises; ``what`` says how."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from imagegate.catalog.cards import ModelCard
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.upstream import ProviderFailure, json_message
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -28,14 +29,6 @@ _SAFETY = re.compile(
     r"content (?:policy|moderation)|moderat|\(E005\)",
     re.I,
 )
-
-
-class Malformed(Exception):
-    """A success answer that is not what Replicate promises; ``what`` it was instead."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 @dataclass(frozen=True, slots=True)

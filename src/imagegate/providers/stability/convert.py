@@ -39,6 +39,7 @@ from imagegate.core.images import ImageFormat, probe
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import ResultImage
 from imagegate.providers.base import EditJob
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.stability.endpoints import (
     ENDPOINTS,
     MAX_MARGIN,
@@ -277,14 +278,6 @@ def stability_mask(mask: BinaryIO) -> bytes:
 
 
 # -- the answer ----------------------------------------------------------------------------------
-
-
-class Malformed(Exception):
-    """A success answer that is not what Stability promises; ``what`` it was instead."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ import orjson
 
 from imagegate.core.errors import ContentPolicyViolation, InvalidRequest
 from imagegate.providers.base import EditJob
+from imagegate.providers.malformed import Malformed as Malformed
 from imagegate.providers.upstream import ProviderFailure, json_message
 
 EDIT_PATH = "images/edits"  # under the base URL, which ends in /v1
@@ -39,14 +40,6 @@ _AUTH = re.compile(r"api key|api-key|apikey|unauthenticated|unauthori[sz]ed", re
 _MODERATION = re.compile(r"moderat|content polic|safety|nsfw|not allowed to generate", re.I)
 _UNSUPPORTED = re.compile(r"argument not supported:\s*([A-Za-z_]+)", re.I)
 _SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class Malformed(Exception):
-    """A success answer that is not what xAI promises; ``what`` it was instead."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 # -- the request ---------------------------------------------------------------------------------
