@@ -580,3 +580,27 @@ def test_a_json_body_with_typed_options(upstream_gateway: Gateway, fake: FakeSta
     fields = fake.calls[0].summary["fields"]
     assert (fields["left"], fields["up"], fields["creativity"]) == ("16", "8", "0.25")
     assert response.json()["size"] == f"{W + 16}x{H + 8}"
+
+
+def test_a_deeply_nested_extra_field_is_a_400_not_a_crash(upstream_gateway: Gateway) -> None:
+    """Extra fields are echoed in refusals: a value nested as deep as JSON parsing allows is
+    named by its kind, never repr'd (which would exceed Python's recursion limit: a 500)."""
+    image = imaging.data_url(imaging.png(256, 256))
+    body = (
+        '{"model": "stability/outpaint", "prompt": "a cat", "images": [{"image_url": "'
+        + image
+        + '"}], "left": '
+        + "[" * 1000
+        + "1"
+        + "]" * 1000
+        + "}"
+    )
+    response = httpx.post(
+        upstream_gateway.base_url + "/v1/images/edits",
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "left" and "a list" in error["message"]

@@ -29,6 +29,7 @@ from typing import Literal
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
+from imagegate.core.units import show_value
 
 KONTEXT_MAX_RATIO = Fraction(21, 9)  # aspect_ratio between 21:9 and 9:21
 FLUX2_MULTIPLE = 16
@@ -121,7 +122,7 @@ def _coerce(name: str, raw: object, model: str, endpoint: Endpoint) -> object:
         if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
             return raw.strip().lower() in _TRUE
         raise InvalidRequest(
-            f"prompt_upsampling must be true or false; got {_show(raw)}.",
+            f"prompt_upsampling must be true or false; got {show_value(raw)}.",
             param=name,
             code="invalid_type",
         )
@@ -133,7 +134,7 @@ def _coerce(name: str, raw: object, model: str, endpoint: Endpoint) -> object:
         value = int(raw.strip())
     if value is None:
         raise InvalidRequest(
-            f"safety_tolerance must be an integer; got {_show(raw)}.",
+            f"safety_tolerance must be an integer; got {show_value(raw)}.",
             param=name,
             code="invalid_type",
         )
@@ -150,8 +151,3 @@ def _coerce(name: str, raw: object, model: str, endpoint: Endpoint) -> object:
             code="integer_above_max_value" if value > high else "integer_below_min_value",
         )
     return value
-
-
-def _show(raw: object) -> str:
-    text = repr(raw)
-    return text if len(text) <= 40 else text[:37] + "..."

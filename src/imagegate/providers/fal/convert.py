@@ -46,6 +46,7 @@ from imagegate.core.errors import (
 )
 from imagegate.core.images import ImageFormat
 from imagegate.core.request import EditRequest, ImageInput
+from imagegate.core.units import show_value
 from imagegate.providers.base import EditJob
 from imagegate.providers.fal.endpoints import ENDPOINTS, Endpoint, read_options
 from imagegate.providers.malformed import Malformed as Malformed
@@ -274,7 +275,7 @@ def read_status(body: bytes) -> JobState:
             error=str(error) if error else None,
             error_type=error_type if isinstance(error_type, str) and error_type else None,
         )
-    raise Malformed(f"a job status that is none of fal's ({_show(status)})")
+    raise Malformed(f"a job status that is none of fal's ({show_value(status)})")
 
 
 def job_error(state: JobState) -> GatewayError:
@@ -392,8 +393,3 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise Malformed("JSON that is not an object")
     return doc
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

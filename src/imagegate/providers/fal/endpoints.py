@@ -18,6 +18,7 @@ from typing import Literal
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
+from imagegate.core.units import show_value
 
 OptionKind = Literal["number", "int", "bool", "enum", "text"]
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -159,7 +160,7 @@ def _coerce(option: Option, raw: object, model: str) -> object:
         if value in _TRUE or value in _FALSE:
             return value in _TRUE
         raise InvalidRequest(
-            f"{name} must be true or false; got {_show(raw)}.", param=name, code="invalid_type"
+            f"{name} must be true or false; got {show_value(raw)}.", param=name, code="invalid_type"
         )
     if option.kind == "text":
         if not isinstance(raw, str):
@@ -179,7 +180,7 @@ def _coerce(option: Option, raw: object, model: str) -> object:
             value = raw.strip().lower() if isinstance(raw, str) else ""
         if value not in option.choices:
             raise InvalidRequest(
-                f"{name} must be one of {', '.join(option.choices)}; got {_show(raw)}.",
+                f"{name} must be one of {', '.join(option.choices)}; got {show_value(raw)}.",
                 param=name,
                 code="invalid_value",
             )
@@ -188,7 +189,7 @@ def _coerce(option: Option, raw: object, model: str) -> object:
     if number is None:
         kind = "an integer" if option.kind == "int" else "a number"
         raise InvalidRequest(
-            f"{name} must be {kind}; got {_show(raw)}.", param=name, code="invalid_type"
+            f"{name} must be {kind}; got {show_value(raw)}.", param=name, code="invalid_type"
         )
     low, high = option.minimum, option.maximum
     if (low is not None and number < low) or (high is not None and number > high):
@@ -216,10 +217,3 @@ def _number(raw: object, *, integer: bool) -> float | None:
     if not math.isfinite(value) or (integer and not value.is_integer()):
         return None
     return value
-
-
-def _show(raw: object) -> str:
-    if isinstance(raw, list | dict):
-        return "a list" if isinstance(raw, list) else "an object"
-    text = repr(raw)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -34,6 +34,7 @@ import orjson
 from imagegate.catalog.cards import ModelCard, parse_size
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.request import EditRequest, SizingRequest
+from imagegate.core.units import show_value
 from imagegate.providers.base import EditJob
 from imagegate.providers.replicate.inputs import (
     KNOWN_OPTIONS,
@@ -224,13 +225,13 @@ def _coerce(option: Option, raw: object, model: str, images: int) -> object:
         if text in _TRUE | _FALSE:
             return text in _TRUE
         raise InvalidRequest(
-            f"{name} must be true or false; got {_show(raw)}.", param=name, code="invalid_type"
+            f"{name} must be true or false; got {show_value(raw)}.", param=name, code="invalid_type"
         )
     if option.kind == "enum":
         text = raw.strip().lower() if isinstance(raw, str) else ""
         if text not in option.choices:
             raise InvalidRequest(
-                f"{name} must be one of {', '.join(option.choices)}; got {_show(raw)}.",
+                f"{name} must be one of {', '.join(option.choices)}; got {show_value(raw)}.",
                 param=name,
                 code="invalid_value",
             )
@@ -238,7 +239,7 @@ def _coerce(option: Option, raw: object, model: str, images: int) -> object:
     value = _integer(raw)
     if value is None:
         raise InvalidRequest(
-            f"{name} must be an integer; got {_show(raw)}.", param=name, code="invalid_type"
+            f"{name} must be an integer; got {show_value(raw)}.", param=name, code="invalid_type"
         )
     high = option.maximum
     why = ""
@@ -347,8 +348,3 @@ def _check_openai_fields(req: EditRequest, model: str, inputs: Inputs) -> None:
             param="seed",
             code="unsupported_parameter",
         )
-
-
-def _show(raw: object) -> str:
-    text = repr(raw) if isinstance(raw, str | int | float | bool) else type(raw).__name__
-    return text if len(text) <= 40 else text[:37] + "..."

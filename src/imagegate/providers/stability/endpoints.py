@@ -16,6 +16,7 @@ from typing import Literal
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
+from imagegate.core.units import show_value
 
 MAX_TEXT = 10_000  # prompt, negative_prompt, search_prompt, select_prompt
 MAX_SEED = 4_294_967_294  # 0 means "a random seed"
@@ -182,7 +183,7 @@ def _coerce(option: Option, raw: object, model: str) -> str:
         value = raw.strip().lower() if isinstance(raw, str) else ""
         if value not in option.choices:
             raise InvalidRequest(
-                f"{name} must be one of {', '.join(option.choices)}; got {_show(raw)}.",
+                f"{name} must be one of {', '.join(option.choices)}; got {show_value(raw)}.",
                 param=name,
                 code="invalid_value",
             )
@@ -191,7 +192,7 @@ def _coerce(option: Option, raw: object, model: str) -> str:
     if number is None:
         kind = "an integer" if option.kind == "int" else "a number"
         raise InvalidRequest(
-            f"{name} must be {kind}; got {_show(raw)}.", param=name, code="invalid_type"
+            f"{name} must be {kind}; got {show_value(raw)}.", param=name, code="invalid_type"
         )
     low, high = option.minimum, option.maximum
     if (low is not None and number < low) or (high is not None and number > high):
@@ -219,8 +220,3 @@ def _number(raw: object, *, integer: bool) -> float | None:
     if not math.isfinite(value) or (integer and not value.is_integer()):
         return None
     return value
-
-
-def _show(raw: object) -> str:
-    text = repr(raw)
-    return text if len(text) <= 40 else text[:37] + "..."
