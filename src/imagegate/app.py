@@ -11,8 +11,9 @@ import httpx
 from fastapi import FastAPI
 from PIL import Image
 
-from imagegate import __version__
+from imagegate import __version__, metrics
 from imagegate.api import edits, health, models
+from imagegate.api import metrics as metrics_api
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
@@ -95,7 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 deployments += [replace(d, guard=fetcher) for d in spec.deployments(settings)]
         router = Router(deployments)
         app.state.service = EditService(
-            catalog, registry, router, timeout_seconds=settings.request_timeout_seconds
+            catalog,
+            registry,
+            router,
+            timeout_seconds=settings.request_timeout_seconds,
+            hooks=[metrics.MetricsHook()],
         )
         app.state.ready = True
         try:
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.aclose()
             await router.aclose()
             await fetch_client.aclose()
+            metrics.mark_this_process_dead()  # a worker's live gauges stop counting
 
     app = FastAPI(
         title="imagegate",
@@ -120,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(edits.router)
     app.include_router(models.router)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.state.memory = MemoryGate(settings.max_inflight_bytes)
     app.add_middleware(RequestContextMiddleware, memory=app.state.memory)
     return app

@@ -6,8 +6,11 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import orjson
@@ -17,6 +20,10 @@ from imagegate import __version__
 from imagegate.catalog.catalog import CatalogError
 from imagegate.config import ENV_PREFIX, ConfigFileError, Settings, unknown_env_names
 from imagegate.logs import setup_logging
+
+# prometheus-client's own variable (imagegate.metrics.MULTIPROC_ENV), named here so that this
+# module does not import prometheus-client before the variable is set.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 log = logging.getLogger("imagegate")
 
@@ -142,6 +149,30 @@ def _fake_upstream(provider: str, port: int, key: str) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace, warnings: Sequence[str]) -> int:
+    # Before prometheus-client is first imported (by the app): it picks its mode then.
+    with _metrics_dir(settings.workers):
+        return _serve_now(settings, args, warnings)
+
+
+@contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share their metrics through a fresh directory of prometheus-client's
+    multiprocess mode, made for this run and removed after it (never one inherited: stale
+    files would add an earlier run's counts). One process keeps them in memory."""
+    os.environ.pop(MULTIPROC_ENV, None)
+    if workers == 1:
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="imagegate-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _serve_now(settings: Settings, args: argparse.Namespace, warnings: Sequence[str]) -> int:
     import uvicorn
 
     from imagegate.app import create_app

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     # Access
     master_key: SecretStr | None = None
     allow_unauthenticated: bool = False
+    # GET /metrics without the master key (when one is set); e.g. for a scraper on a private net.
+    metrics_public: bool = False
 
     # Requests
     default_model: str | None = None

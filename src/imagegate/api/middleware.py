@@ -4,6 +4,7 @@ against crashes.
 A pure ASGI middleware (not ``BaseHTTPMiddleware``) so streamed bodies pass through untouched.
 It owns the request's ``MemoryLease`` (``scope["state"]["lease"]``): the images' blobs and the
 memory they hold are given back here, once the whole exchange (a stream included) is over.
+It also records every request's metrics (``imagegate.metrics``): count, duration, in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate import metrics
 from imagegate.core.errors import InternalError
 from imagegate.core.memory import MemoryGate, MemoryLease
 from imagegate.hooks import RequestContext
@@ -67,6 +69,8 @@ class RequestContextMiddleware:
         context = state["context"] = RequestContext(request_id)
         started = context.started
         status = 0
+        metrics.IN_FLIGHT.inc()
+        metrics.MEMORY_HELD.set(self.memory.held)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -106,6 +110,10 @@ class RequestContextMiddleware:
                 await send({"type": "http.response.body", "body": body})
         finally:
             lease.close()
+            elapsed = time.perf_counter() - started
+            metrics.IN_FLIGHT.dec()
+            metrics.MEMORY_HELD.set(self.memory.held)
+            metrics.observe_request(scope.get("method"), _template(scope), status, elapsed)
             fields = state.get("log", {})
             if lease.peak:
                 fields["held_bytes"] = lease.peak  # request bytes it kept in memory at most
@@ -124,10 +132,18 @@ class RequestContextMiddleware:
                     "path": scope.get("path"),
                     "client": client[0] if client else None,
                     "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "latency_ms": round(elapsed * 1000, 2),
                     **fields,
                 },
             )
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's path template (``/v1/models/{model}``), never the raw path: a client
+    cannot mint new label values. Every unmatched path is one value."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else metrics.UNMATCHED
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
