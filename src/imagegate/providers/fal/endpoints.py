@@ -10,8 +10,6 @@ is refused by name; any other unknown field is left out, never forwarded.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,11 +17,11 @@ from typing import Literal
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
 from imagegate.core.units import show_value
+from imagegate.providers.options import checked_number
 
 OptionKind = Literal["number", "int", "bool", "enum", "text"]
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_NUMBER = re.compile(r"\s*[+-]?(\d{1,12}(\.\d{0,12})?|\.\d{1,12})\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,35 +183,12 @@ def _coerce(option: Option, raw: object, model: str) -> object:
                 code="invalid_value",
             )
         return value
-    number = _number(raw, integer=option.kind == "int")
-    if number is None:
-        kind = "an integer" if option.kind == "int" else "a number"
-        raise InvalidRequest(
-            f"{name} must be {kind}; got {show_value(raw)}.", param=name, code="invalid_type"
-        )
-    low, high = option.minimum, option.maximum
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise InvalidRequest(
-            f"{name} must be between {low:g} and {high:g} for {model}; got {number:g}.",
-            param=name,
-            code="integer_above_max_value"
-            if high is not None and number > high
-            else "integer_below_min_value",
-        )
+    number = checked_number(
+        name,
+        raw,
+        integer=option.kind == "int",
+        minimum=option.minimum,
+        maximum=option.maximum,
+        model=model,
+    )
     return int(number) if option.kind == "int" else number
-
-
-def _number(raw: object, *, integer: bool) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return float(raw) if abs(raw) <= 10**15 else None  # float() of a huge int overflows
-    if isinstance(raw, float):
-        value = raw
-    elif isinstance(raw, str) and _NUMBER.fullmatch(raw):
-        value = float(raw)
-    else:
-        return None
-    if not math.isfinite(value) or (integer and not value.is_integer()):
-        return None
-    return value

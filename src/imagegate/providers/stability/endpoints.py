@@ -8,8 +8,6 @@ endpoint is refused by name; any other unknown field is left out, never forwarde
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -17,6 +15,7 @@ from typing import Literal
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
 from imagegate.core.units import show_value
+from imagegate.providers.options import checked_number
 
 MAX_TEXT = 10_000  # prompt, negative_prompt, search_prompt, select_prompt
 MAX_SEED = 4_294_967_294  # 0 means "a random seed"
@@ -188,35 +187,12 @@ def _coerce(option: Option, raw: object, model: str) -> str:
                 code="invalid_value",
             )
         return value
-    number = _number(raw, integer=option.kind == "int")
-    if number is None:
-        kind = "an integer" if option.kind == "int" else "a number"
-        raise InvalidRequest(
-            f"{name} must be {kind}; got {show_value(raw)}.", param=name, code="invalid_type"
-        )
-    low, high = option.minimum, option.maximum
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise InvalidRequest(
-            f"{name} must be between {low:g} and {high:g} for {model}; got {number:g}.",
-            param=name,
-            code="integer_above_max_value"
-            if high is not None and number > high
-            else "integer_below_min_value",
-        )
+    number = checked_number(
+        name,
+        raw,
+        integer=option.kind == "int",
+        minimum=option.minimum,
+        maximum=option.maximum,
+        model=model,
+    )
     return str(int(number)) if option.kind == "int" else f"{number:g}"
-
-
-def _number(raw: object, *, integer: bool) -> float | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return float(raw)
-    if isinstance(raw, float):
-        value = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*", raw):
-        value = float(raw)
-    else:
-        return None
-    if not math.isfinite(value) or (integer and not value.is_integer()):
-        return None
-    return value
