@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the tests need besides .venv: curl, Node.js and npm, and the OpenAI Node SDK pinned in
-# tests/node. Installs what is missing (apt-get, as root on a Debian-like machine, as CI runs);
+# What the tests need besides .venv: curl, Node.js and npm, redis-server and nginx (the
+# multi-replica tests run real ones on loopback), and the OpenAI Node SDK pinned in tests/node. Installs what is missing (apt-get, as root on a Debian-like machine, as CI runs);
 # idempotent and quiet when everything is there. Under CI=true a tool that is still missing
 # fails the run here: CI must never pass by skipping the tests that use it.
 set -euo pipefail
@@ -14,6 +14,8 @@ missing() { # the Debian packages of the tools not on PATH
   command -v curl >/dev/null 2>&1 || out+=(curl)
   command -v node >/dev/null 2>&1 || out+=(nodejs)
   command -v npm >/dev/null 2>&1 || out+=(npm)
+  command -v redis-server >/dev/null 2>&1 || out+=(redis-server)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || out+=(nginx)
   echo "${out[@]}"
 }
 
