@@ -274,3 +274,12 @@ def test_check_config_and_serve_stop_on_a_bad_entry(tmp_path: Path) -> None:
         )
         assert done.returncode == 2, done.stderr
         assert "azure_deployments[0].upstream_model: 'gpt-9'" in done.stderr
+
+
+def test_the_request_id_goes_upstream(upstream_client: OpenAI, fake: AzureFake) -> None:
+    raw = upstream_client.images.with_raw_response.edit(
+        model=MODEL, image=("a.png", SQUARE), prompt="invert"
+    )
+    request_id = raw.headers["x-request-id"]  # made by the gateway: the client sent none
+    assert request_id.startswith("req_")
+    assert only_call(fake).request_id == request_id

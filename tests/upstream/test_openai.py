@@ -631,3 +631,15 @@ def test_imagegate_fake_upstream_serves_the_openai_fake() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_request_id_goes_upstream(upstream_client: OpenAI, fake: OpenAIFake) -> None:
+    """The client's (or load balancer's) x-request-id is the id OpenAI keeps with the call."""
+    raw = upstream_client.images.with_raw_response.edit(
+        model="openai/gpt-image-1",
+        image=("photo.png", SQUARE),
+        prompt="invert",
+        extra_headers={"x-request-id": "lb-7f3a.trace-42"},
+    )
+    assert raw.status_code == 200 and raw.headers["x-request-id"] == "lb-7f3a.trace-42"
+    assert only_call(fake).request_id == "lb-7f3a.trace-42"

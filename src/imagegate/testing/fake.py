@@ -67,6 +67,9 @@ class Call:
     query: str
     content_type: str
     summary: dict[str, Any] = field(default_factory=dict)
+    # The gateway's request id, where the provider takes one (OpenAI's X-Client-Request-Id,
+    # Azure's x-ms-client-request-id).
+    request_id: str | None = None
 
 
 def json_response(
@@ -119,6 +122,8 @@ class FakeUpstream:
                 request.url.query,
                 request.headers.get("content-type", ""),
                 summary,
+                request.headers.get("x-client-request-id")
+                or request.headers.get("x-ms-client-request-id"),
             )
         )
 

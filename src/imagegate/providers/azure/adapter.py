@@ -29,7 +29,7 @@ class AzureProvider(OpenAIProvider):
         return deployment.options["deployment"]
 
     def build_request(
-        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]]
+        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]], request_id: str
     ) -> httpx.Request:
         name = quote(deployment.options["deployment"], safe="")
         return deployment.http().build_request(
@@ -38,5 +38,12 @@ class AzureProvider(OpenAIProvider):
             params={"api-version": deployment.options["api_version"]},
             data=form.fields,
             files=files,
-            headers={"api-key": deployment.secret()},
+            headers=_headers(deployment, request_id),
         )
+
+
+def _headers(deployment: Deployment, request_id: str) -> dict[str, str]:
+    headers = {"api-key": deployment.secret()}
+    if request_id:  # Azure's own tracing header: it echoes it and logs it with the call
+        headers["x-ms-client-request-id"] = request_id
+    return headers

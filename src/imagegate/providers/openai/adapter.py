@@ -51,14 +51,13 @@ class OpenAIProvider:
         return job.card.upstream_model
 
     def build_request(
-        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]]
+        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]], request_id: str
     ) -> httpx.Request:
+        headers = {"Authorization": f"Bearer {deployment.secret()}"}
+        if request_id:  # OpenAI keeps it with the request: support can find it by our id
+            headers["X-Client-Request-Id"] = request_id
         return deployment.http().build_request(
-            "POST",
-            "images/edits",
-            data=form.fields,
-            files=files,
-            headers={"Authorization": f"Bearer {deployment.secret()}"},
+            "POST", "images/edits", data=form.fields, files=files, headers=headers
         )
 
     # -- one edit ------------------------------------------------------------------------------
@@ -72,7 +71,7 @@ class OpenAIProvider:
                 )
                 for part in form.files
             ]
-            request = self.build_request(deployment, form, files)
+            request = self.build_request(deployment, form, files, job.request_id)
             if form.stream:
                 return await self._streamed(job, deployment, request, events)
             response = await self.upstream.send(deployment, request)
