@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store,
             hold_seconds=settings.request_timeout_seconds,
             failure=settings.redis_failure,
+            aliases_of=catalog.aliases_of,
         )
         app.state.service = EditService(
             catalog,

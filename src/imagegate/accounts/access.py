@@ -1,8 +1,9 @@
 """Which models a key may use: shell-style globs (``gemini/*``, ``openai/gpt-image-1``).
 
-A glob is matched against the card id the request resolved to AND the name the client sent (an
-alias such as ``bw``): allowing ``bw`` allows the model it names, under either name; allowing
-``local/*`` allows every local card, whatever alias reaches it. Case-sensitive, as card ids are.
+A glob is matched against the card id the request resolved to, the name the client sent, and
+the card's aliases: allowing an alias (``bw``) allows the model it names under any of its
+names; allowing ``local/*`` allows every local card, whatever alias reaches it. Case-sensitive,
+as card ids are.
 """
 
 from __future__ import annotations

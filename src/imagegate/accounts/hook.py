@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -68,9 +69,15 @@ class ThrottledLog:
 
 class AccountsHook:
     def __init__(
-        self, store: StateStore, *, hold_seconds: float, failure: FailureMode = "closed"
+        self,
+        store: StateStore,
+        *,
+        hold_seconds: float,
+        failure: FailureMode = "closed",
+        aliases_of: Callable[[str], Iterable[str]] = lambda model_id: (),
     ) -> None:
         self.store = store
+        self.aliases_of = aliases_of
         self.hold_seconds = hold_seconds + HOLD_MARGIN_SECONDS
         self.failure = failure
         self.outage_log = ThrottledLog()
@@ -79,7 +86,7 @@ class AccountsHook:
         key = ctx.key or ANONYMOUS_KEY
         ctx.key = key
         model = job.card.id
-        if not allowed(key.models, model, job.request.model):
+        if not allowed(key.models, model, job.request.model, *self.aliases_of(model)):
             metrics.EDITS_REFUSED.labels("model_not_allowed").inc()
             raise PermissionDenied(
                 f"This key may not use the model {job.request.model!r}"

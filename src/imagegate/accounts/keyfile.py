@@ -52,12 +52,19 @@ def add_key(path: Path, entry: dict[str, Any]) -> None:
     parse_keys([*old, entry])  # a duplicate name or a bad field refuses here (ValueError)
     new_text = _insert(text, entry)
     expected = {**doc, "keys": [*old, entry]}
-    if new_text is None or _load(new_text) != expected:
+    if new_text is None or _parses_to(new_text) != expected:
         raise KeyFileError(
             f"could not add the key to {path} without rewriting it; paste the entry below "
             "under its keys: list"
         )
     _write_atomically(path, new_text)
+
+
+def _parses_to(text: str) -> dict[str, Any] | None:
+    try:
+        return _load(text)
+    except (yaml.YAMLError, KeyFileError):
+        return None
 
 
 def _insert(text: str, entry: dict[str, Any]) -> str | None:
@@ -74,15 +81,16 @@ def _insert(text: str, entry: dict[str, Any]) -> str | None:
         return "".join(lines[:start]) + "keys:\n" + entry_yaml(entry) + "".join(lines[start + 1 :])
     if tail == "":
         end = start + 1
-        indent = "  "
+        indent: str | None = None  # the list's own, from its first item
         while end < len(lines) and not _TOP_LEVEL.match(lines[end]):
             stripped = lines[end].lstrip(" ")
-            if stripped.startswith("- "):
+            if indent is None and stripped.startswith("- "):
                 indent = lines[end][: len(lines[end]) - len(stripped)]
             end += 1
         while end > start + 1 and not lines[end - 1].strip():
             end -= 1  # keep blank lines after the list where they were
-        return "".join(lines[:end]) + entry_yaml(entry, indent) + "".join(lines[end:])
+        added = entry_yaml(entry, "  " if indent is None else indent)
+        return "".join(lines[:end]) + added + "".join(lines[end:])
     return None  # a flow list with entries: not edited as text
 
 
