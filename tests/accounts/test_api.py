@@ -28,6 +28,7 @@ for _name, _limits in {
     "budget": {"models": ["local/pillow-paid"], "budget_usd": 0.03, "period": "month"},
     "narrow": {"models": ["pillow"]},  # an alias: allows the model it names
     "usage": {"models": ["*"]},
+    "streamer": {"models": ["local/pillow"], "rpm": 1},
 }.items():
     KEYS[_name], _entry = declare(_name, **_limits)
     ENTRIES.append(_entry)
@@ -226,3 +227,20 @@ def test_keys_never_reach_the_logs_and_refusals_are_counted(gateway: Gateway) ->
     for key in [*KEYS.values(), MASTER_KEY]:
         assert key not in logs
         assert key[3:20] not in logs
+
+
+def test_a_stream_is_refused_with_its_status_not_an_error_event(gateway: Gateway) -> None:
+    streamer = client(gateway, KEYS["streamer"])
+    events = sdk.stream(streamer, model="local/pillow", image=imaging.png(), prompt="invert")
+    assert events[-1].type == "image_edit.completed"
+    with pytest.raises(openai.RateLimitError):
+        streamer.images.edit(
+            model="local/pillow", image=imaging.png(), prompt="invert", stream=True
+        )
+
+
+def test_a_key_lists_only_the_models_it_may_use(gateway: Gateway) -> None:
+    ids = [model.id for model in client(gateway, KEYS["narrow"]).models.list()]
+    assert ids == ["local/pillow"]
+    everything = [model.id for model in client(gateway, MASTER_KEY).models.list()]
+    assert "local/pillow-paid" in everything

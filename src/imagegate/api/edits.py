@@ -73,6 +73,7 @@ async def create_image_edit(
         )
 
     if edit.stream:
+        await service.admit(job, ctx)  # refused here, it is a 4xx, not an error event
         response = stream_response(
             service, job, created, settings.stream_keepalive_seconds, record, ctx
         )
