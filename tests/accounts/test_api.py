@@ -148,6 +148,9 @@ def test_usage_for_the_master_key_covers_every_key(gateway: Gateway) -> None:
     assert [entry["key"] for entry in one.json()["keys"]] == ["usage"]
     assert error_of(usage(gateway, MASTER_KEY, period="week"), 400)["param"] == "period"
     assert error_of(usage(gateway, MASTER_KEY, start="yesterday"), 400)["param"] == "start"
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    huge = usage(gateway, MASTER_KEY, start=today, end="9999-12-31")  # bounded work
+    assert error_of(huge, 400)["param"] == "start"
 
 
 def test_metadata_is_recorded_in_the_log_line_and_checked(gateway: Gateway) -> None:

@@ -31,10 +31,10 @@ def period_ids(
         raise InvalidRequest("end needs a start date too (YYYY-MM-DD).", param="start")
     if last < first:
         raise InvalidRequest("end is before start.", param="end")
-    if (today - first).days >= MAX_RANGE_DAYS:
+    if (today - first).days >= MAX_RANGE_DAYS or (last - first).days >= MAX_RANGE_DAYS:
         raise InvalidRequest(
-            f"start reaches back more than {MAX_RANGE_DAYS} days; daily usage is kept that "
-            "long (period=month and period=total cover longer spans).",
+            f"start reaches back, or the range spans, more than {MAX_RANGE_DAYS} days; daily "
+            "usage is kept that long (period=month and period=total cover longer spans).",
             param="start",
         )
     days = (last - first).days + 1

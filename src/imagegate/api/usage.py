@@ -18,12 +18,19 @@ from imagegate.accounts.store import StateStore, StateUnavailable, UsageQuery
 from imagegate.accounts.usage import budget_block, period_ids, report
 from imagegate.api.deps import Authorized, calling_key
 from imagegate.api.errors import JsonBytes
+from imagegate.api.openapi import USAGE_RESPONSES
 from imagegate.core.errors import NotFound, PermissionDenied, ServiceUnavailable
 
 router = APIRouter()
 
 
-@router.get("/v1/usage", dependencies=[Authorized], response_class=JsonBytes)
+@router.get(
+    "/v1/usage",
+    dependencies=[Authorized],
+    response_class=JsonBytes,
+    responses=USAGE_RESPONSES,
+    summary="Spend and counts per key, model and user",
+)
 async def get_usage(
     request: Request,
     period: Literal["day", "month", "total"] = "month",
