@@ -12,7 +12,11 @@ from fastapi import FastAPI
 from PIL import Image
 
 from imagegate import __version__, metrics
-from imagegate.api import edits, health, models
+from imagegate.accounts.hook import AccountsHook
+from imagegate.accounts.keys import KeyRing, parse_keys
+from imagegate.accounts.memory import MemoryStore
+from imagegate.accounts.store import StateStore
+from imagegate.api import edits, health, models, usage
 from imagegate.api import metrics as metrics_api
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
@@ -62,6 +66,15 @@ def enabled_providers(settings: Settings) -> set[str]:
     return {spec.name for spec in SPECS if spec.enabled(settings)}
 
 
+def build_store(settings: Settings) -> StateStore:
+    """Redis when IMAGEGATE_REDIS_URL is set (shared by replicas), else this process's memory."""
+    if settings.redis_url is None:
+        return MemoryStore()
+    from imagegate.accounts.redis import RedisStore
+
+    return RedisStore(settings.redis_url.get_secret_value(), timeout=settings.redis_timeout_seconds)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     catalog = build_catalog(settings)
@@ -95,12 +108,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # Result URLs off a provider's own origin pass the same guard as image_urls.
                 deployments += [replace(d, guard=fetcher) for d in spec.deployments(settings)]
         router = Router(deployments)
+        store = app.state.store = build_store(settings)
+        accounts = AccountsHook(
+            store,
+            hold_seconds=settings.request_timeout_seconds,
+            failure=settings.redis_failure,
+            aliases_of=catalog.aliases_of,
+        )
         app.state.service = EditService(
             catalog,
             registry,
             router,
             timeout_seconds=settings.request_timeout_seconds,
-            hooks=[metrics.MetricsHook()],
+            hooks=[accounts, metrics.MetricsHook()],
         )
         app.state.ready = True
         try:
@@ -110,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await registry.aclose()
             await router.aclose()
             await fetch_client.aclose()
+            await store.aclose()
             metrics.mark_this_process_dead()  # a worker's live gauges stop counting
 
     app = FastAPI(
@@ -120,11 +141,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = catalog
+    # The config file is read again when it changes: `imagegate keys create` needs no restart.
+    app.state.keyring = KeyRing(parse_keys(settings.keys), settings.config)
     app.state.started_at = int(time.time())
     app.state.ready = False
     install_error_handlers(app)
     app.include_router(edits.router)
     app.include_router(models.router)
+    app.include_router(usage.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     app.state.memory = MemoryGate(settings.max_inflight_bytes)

@@ -1,4 +1,4 @@
-"""``imagegate serve | models | check-config``."""
+"""``imagegate serve | models | check-config | keys create | keys list``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ examples:
   imagegate serve --config imagegate.yaml      with settings, models and aliases from a file
   imagegate models                             the models this configuration serves
   imagegate check-config --config imagegate.yaml
+  imagegate keys create --name team-a --models 'gemini/*' --budget-usd 50 --period month \
+      --rpm 60 --images-per-minute 120 --config imagegate.yaml
 
 Settings come from the flags, IMAGEGATE_* environment variables, a .env file in the working
 directory, then the config file (.env.example lists them). 'imagegate COMMAND --help' tells more.
@@ -86,6 +88,33 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="load the settings and catalog, then exit")
     check.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
 
+    keys = sub.add_parser("keys", help="create and list virtual API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser(
+        "create",
+        help="make a key: print it once, append its hash to the config file",
+        description="Makes a virtual key, prints it ONCE, and appends its record (the key's "
+        "SHA-256, never the key) to the config file's keys: list; a running gateway picks it "
+        "up within a second. Without a config file the record is printed to paste.",
+    )
+    create.add_argument("--name", required=True, help="a unique name (letters, digits, . _ -)")
+    create.add_argument(
+        "--models",
+        action="append",
+        help="a model or glob it may use (gemini/*, openai/gpt-image-1); repeat or comma-"
+        "separate; default: every model",
+    )
+    create.add_argument("--budget-usd", type=float, help="budget in USD per period")
+    create.add_argument("--period", choices=["day", "month", "total"], default="month")
+    create.add_argument("--rpm", type=int, help="requests per minute")
+    create.add_argument("--images-per-minute", type=int, help="images (n) per minute")
+    create.add_argument("--config", help="YAML config file to append to (or IMAGEGATE_CONFIG)")
+    create.add_argument(
+        "--print-only", action="store_true", help="print the entry; do not touch the file"
+    )
+    listing = keys_sub.add_parser("list", help="the configured keys: names, models, limits")
+    listing.add_argument("--config", help="YAML config file (or IMAGEGATE_CONFIG)")
+
     fake = sub.add_parser(
         "fake-upstream",
         help="serve a strict fake of a provider's API on loopback, for offline work",
@@ -109,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "fake-upstream":
         return _fake_upstream(args.provider, args.port, args.key)
+    if args.command == "keys":
+        from imagegate.accounts.cli import keys_command
+
+        return keys_command(args)
     try:
         settings = _settings(args)
         warnings = unknown_env_names()
@@ -118,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"imagegate: warning: {warning}", file=sys.stderr)
         if args.command == "models":
             return _models(settings, as_json=args.json)
+
         return _check(settings)
     except (ConfigFileError, CatalogError) as exc:
         print(f"imagegate: {exc}", file=sys.stderr)

@@ -3,7 +3,8 @@
 Sources, strongest first: arguments (the CLI's flags), ``IMAGEGATE_*`` environment variables, a
 ``.env`` file in the working directory, the YAML config file (``--config`` or
 ``IMAGEGATE_CONFIG``), then the defaults below. The config file takes the same names as the
-settings (lower case, without the prefix) plus ``models`` and ``aliases`` for the catalog.
+settings (lower case, without the prefix) plus ``models`` and ``aliases`` for the catalog and
+``keys`` for the virtual keys.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
             names = ", ".join(f"{key}{did_you_mean(_normalized(key), known)}" for key in unknown)
             raise ConfigFileError(
                 f"the config file {path} has unknown settings: {names}. It takes the "
-                "settings in lower case without IMAGEGATE_ (see .env.example), plus models "
-                "and aliases."
+                "settings in lower case without IMAGEGATE_ (see .env.example), plus models, "
+                "aliases and keys."
             )
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -117,6 +118,15 @@ class Settings(BaseSettings):
     allow_unauthenticated: bool = False
     # GET /metrics without the master key (when one is set); e.g. for a scraper on a private net.
     metrics_public: bool = False
+    # Virtual keys (config file only; `imagegate keys create` appends them): name, key_sha256,
+    # models (globs), budget_usd, period (day, month, total), rpm, images_per_minute.
+    keys: list[dict[str, Any]] = Field(default_factory=list)
+
+    # Shared state: rate windows, budget holds, spend and usage in Redis (else in-process).
+    redis_url: SecretStr | None = None
+    # Redis unreachable: closed refuses edits of limited keys (503), open admits them unchecked.
+    redis_failure: Literal["closed", "open"] = "closed"
+    redis_timeout_seconds: float = Field(0.5, gt=0, le=30)
 
     # Requests
     default_model: str | None = None
@@ -215,6 +225,14 @@ class Settings(BaseSettings):
             return {key: value for key, value in values.items() if value != ""}
         return values
 
+    @field_validator("keys")
+    @classmethod
+    def _valid_keys(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from imagegate.accounts.keys import parse_keys
+
+        parse_keys(value)  # names unique, globs and periods valid; raises ValueError
+        return value
+
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: object) -> object:
@@ -234,6 +252,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "master_key",
+        "redis_url",
         "openai_api_key",
         "azure_openai_api_key",
         "gemini_api_key",
@@ -286,7 +305,7 @@ class Settings(BaseSettings):
 
     @property
     def auth_required(self) -> bool:
-        return self.master_key is not None
+        return self.master_key is not None or bool(self.keys)
 
 
 def _normalized(key: str) -> str:

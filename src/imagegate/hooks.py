@@ -13,23 +13,34 @@ A hook that fails after the answer is logged and never changes what the client g
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from imagegate.core.errors import GatewayError
 from imagegate.core.result import EditResult
 from imagegate.providers.base import EditJob
 
+if TYPE_CHECKING:
+    from imagegate.accounts.keys import KeyInfo
+    from imagegate.accounts.store import Hold
+
 
 @dataclass(slots=True)
 class RequestContext:
     request_id: str
-    key_name: str | None = None  # the key that authenticated the request, once keys exist
+    key: KeyInfo | None = None  # the key that authenticated the request (None: no auth)
     user: str | None = None  # the client's `user` field
     started: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0  # time spent waiting on the provider (all attempts)
     attempts: int = 0
     provider: str | None = None  # who served it, once known
+    metadata: Mapping[str, str] | None = None  # the client's `metadata` object
+    hold: Hold | None = None  # the budget hold taken before dispatch, until it is settled
+
+    @property
+    def key_name(self) -> str | None:
+        return self.key.name if self.key is not None else None
 
     def overhead_ms(self, now: float | None = None) -> float:
         """What the gateway itself added so far: elapsed time minus time upstream."""

@@ -7,7 +7,8 @@ images). ``GET /metrics`` (``api/metrics.py``) renders them in the text expositi
 
 Labels come only from bounded sets: route templates (an unmatched path is one value), a fixed
 list of methods, status codes, catalog card ids and provider names, and error codes (bounded in
-practice; anything that does not look like one becomes ``other``). Never keys, prompts or users.
+practice; anything that does not look like one becomes ``other``), refusal reasons, and the
+names of configured virtual keys (never the keys). Never prompts or users.
 
 One process serves from prometheus-client's default registry. Several worker processes
 (``imagegate serve --workers N``) use its multiprocess mode: ``imagegate serve`` sets
@@ -109,6 +110,21 @@ IMAGES = Counter(
     "imagegate_images",
     "Images sent to providers (in) and returned by them (out).",
     ["model", "provider", "direction"],
+)
+EDITS_REFUSED = Counter(
+    "imagegate_edits_refused",
+    "Edits refused before dispatch by a key's access, rates or budget, or a state outage.",
+    ["reason"],
+)
+KEY_SPEND = Counter(
+    "imagegate_key_spend_usd",
+    "USD charged to each key's budget (key names are configured, so bounded).",
+    ["key"],
+)
+REDIS_ERRORS = Counter(
+    "imagegate_redis_errors",
+    "Failed calls to the shared state store (Redis), by operation.",
+    ["operation"],
 )
 
 

@@ -89,12 +89,23 @@ class EditService:
         self._provider(card).check(job)
         return job
 
-    async def run(
-        self, job: EditJob, events: EventSink, ctx: RequestContext | None = None
-    ) -> EditResult:
-        ctx = ctx or RequestContext(job.request_id, user=job.request.user)
+    async def admit(self, job: EditJob, ctx: RequestContext) -> None:
+        """The before-dispatch hooks alone: a stream calls them before its 200 goes out, so a
+        refusal (401, 402, 403, 429) keeps its status; it then runs with ``admitted=True``."""
         for hook in self.hooks:
             await hook.before_dispatch(ctx, job)
+
+    async def run(
+        self,
+        job: EditJob,
+        events: EventSink,
+        ctx: RequestContext | None = None,
+        *,
+        admitted: bool = False,
+    ) -> EditResult:
+        ctx = ctx or RequestContext(job.request_id, user=job.request.user)
+        if not admitted:
+            await self.admit(job, ctx)
         outcome: EditResult | GatewayError = _CANCELLED  # unless it ends another way
         try:
             result = await self._dispatch(job, events, ctx)

@@ -334,7 +334,7 @@ def test_json_body_with_data_urls() -> None:
     assert req.images[1].param == "images[1].image_url"
     assert req.mask is not None and req.n == 2 and req.stream is True
     assert req.output.output_compression is None
-    assert req.extra == {"metadata": {"team": "a"}}
+    assert req.metadata == {"team": "a"} and req.extra == {}  # metadata is never forwarded
 
 
 @pytest.mark.parametrize(

@@ -57,9 +57,12 @@ async def create_image_edit(
         stream=edit.stream,
         user=edit.user,
     )
+    if edit.metadata:
+        fields["metadata"] = dict(edit.metadata)
     created = int(time.time())
     ctx = request_context(request.scope)
     ctx.user = edit.user
+    ctx.metadata = edit.metadata
 
     def record(outcome: EditResult | GatewayError) -> None:
         if isinstance(outcome, GatewayError):  # a stream that failed after it began
@@ -70,6 +73,7 @@ async def create_image_edit(
         )
 
     if edit.stream:
+        await service.admit(job, ctx)  # refused here, it is a 4xx, not an error event
         response = stream_response(
             service, job, created, settings.stream_keepalive_seconds, record, ctx
         )

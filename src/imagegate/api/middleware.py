@@ -115,6 +115,8 @@ class RequestContextMiddleware:
             metrics.MEMORY_HELD.set(self.memory.held)
             metrics.observe_request(scope.get("method"), _template(scope), status, elapsed)
             fields = state.get("log", {})
+            if context.key is not None:
+                fields["key"] = context.key.name  # the key's name, never the key
             if lease.peak:
                 fields["held_bytes"] = lease.peak  # request bytes it kept in memory at most
             if context.attempts:

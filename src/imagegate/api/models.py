@@ -8,7 +8,8 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from imagegate.api.deps import Authorized, ServiceDep
+from imagegate.accounts.access import allowed
+from imagegate.api.deps import Authorized, ServiceDep, calling_key
 from imagegate.api.errors import JsonBytes
 from imagegate.api.openapi import MODEL_RESPONSES, MODELS_RESPONSES
 from imagegate.catalog.cards import ModelCard
@@ -53,7 +54,12 @@ def _compact(values: dict[str, Any]) -> dict[str, Any]:
 )
 async def list_models(request: Request, service: ServiceDep) -> Response:
     created: int = request.app.state.started_at
-    data = [describe_card(card, service, created) for card in service.listed_cards()]
+    key = calling_key(request)
+    cards = service.listed_cards()
+    if key is not None and not key.master:  # a virtual key sees the models it may use
+        aliases = service.catalog.aliases_of
+        cards = [card for card in cards if allowed(key.models, card.id, *aliases(card.id))]
+    data = [describe_card(card, service, created) for card in cards]
     return JsonBytes(orjson.dumps({"object": "list", "data": data}))
 
 

@@ -40,6 +40,13 @@ _IMAGE_REF = {
 }
 
 _TEXT_PROPS = {name: _schema(spec) for name, spec in FIELDS.items()}
+_METADATA = {
+    "type": "object",
+    "description": "Your own labels, recorded with usage and logged; never sent upstream.",
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 64},
+    "additionalProperties": {"type": "string", "maxLength": 512},
+}
 
 EDIT_REQUEST_BODY: dict[str, Any] = {
     "required": True,
@@ -56,6 +63,10 @@ EDIT_REQUEST_BODY: dict[str, Any] = {
                         "maxItems": 16,
                     },
                     "mask": {"type": "string", "format": "binary"},
+                    "metadata": {
+                        "type": "string",
+                        "description": "The metadata object as a JSON string.",
+                    },
                 },
             }
         },
@@ -67,6 +78,7 @@ EDIT_REQUEST_BODY: dict[str, Any] = {
                     **_TEXT_PROPS,
                     "images": {"type": "array", "items": _IMAGE_REF, "minItems": 1, "maxItems": 16},
                     "mask": _IMAGE_REF,
+                    "metadata": _METADATA,
                 },
             }
         },
@@ -98,11 +110,15 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 _ERROR_MEANINGS = {
     400: "A missing or invalid field, image, mask or size; a model that cannot do what was asked.",
-    401: "IMAGEGATE_MASTER_KEY is set and the bearer key is missing or wrong.",
+    401: "A master key or virtual keys are set and the bearer key is missing or unknown.",
+    402: "The key's budget is spent, or cannot cover this request's most possible cost.",
+    403: "The key may not use this model (or, on /v1/usage, see another key).",
     404: "An unknown model, or one whose provider is not configured.",
     413: "An image, field or body over its limit.",
     415: "A body that is neither multipart/form-data nor JSON.",
+    429: "The key's requests or images per minute are used up; Retry-After says when to retry.",
     500: "A gateway bug; the message gives the request id.",
+    503: "The shared state store (Redis) is unreachable and IMAGEGATE_REDIS_FAILURE=closed.",
     504: "The provider did not finish within the request timeout.",
 }
 
@@ -201,7 +217,7 @@ EDIT_RESPONSES: dict[int | str, dict[str, Any]] = {
             "text/event-stream": {"schema": STREAM_EVENT},
         },
     },
-    **error_responses(400, 401, 404, 413, 415, 500, 504),
+    **error_responses(400, 401, 402, 403, 404, 413, 415, 429, 500, 503, 504),
 }
 
 _MODEL = {
@@ -235,4 +251,37 @@ MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {"schema": _MODEL}},
     },
     **error_responses(401, 404),
+}
+
+_COUNTS = {
+    "requests": {"type": "integer"},
+    "images": {"type": "integer"},
+    "errors": {"type": "integer"},
+    "cost_usd": {"type": "number"},
+}
+USAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Spend and counts per key (with its budget), per model and per user.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["object", "total", "keys"],
+                    "properties": {
+                        "object": {"type": "string", "enum": ["usage"]},
+                        "total": {"type": "object", "properties": _COUNTS},
+                        "keys": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["key", "models", "users"],
+                                "properties": {"key": {"type": "string"}, **_COUNTS},
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    },
+    **error_responses(400, 401, 403, 404, 503),
 }

@@ -55,7 +55,8 @@ async def _events(
     never land between two pieces of one event.
     """
     queue: asyncio.Queue[Partial | None] = asyncio.Queue()
-    task = asyncio.create_task(service.run(job, QueueEvents(queue), ctx))
+    # Admitted by the route before the stream began (service.admit): the hooks ran there.
+    task = asyncio.create_task(service.run(job, QueueEvents(queue), ctx, admitted=True))
     task.add_done_callback(lambda _t: queue.put_nowait(None))
     try:
         while True:

@@ -57,6 +57,7 @@ class GatewayError(Exception):
         origin: Origin = "gateway",
         headers: Mapping[str, str] | None = None,
         retryable: bool | None = None,
+        billed_usd: float | None = None,
     ) -> None:
         message = redact(message)
         super().__init__(message)
@@ -66,6 +67,11 @@ class GatewayError(Exception):
         self.origin: Origin = origin
         self.headers: dict[str, str] = dict(headers or {})
         self.retryable = self.retryable_by_default if retryable is None else retryable
+        # What the provider charged for this failed edit, when it did (None: nothing). An
+        # adapter sets it where its upstream bills work that then failed (a queued job that
+        # ran and was refused by a safety check after generating, a timeout after the
+        # provider accepted and finished); the budget keeps that much instead of releasing it.
+        self.billed_usd = billed_usd
 
     def to_dict(self) -> dict[str, Any]:
         return {

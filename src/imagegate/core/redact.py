@@ -6,7 +6,7 @@ text. None of that may carry a key or an image onward, so every ``GatewayError``
 every log record passes through ``redact``. It knows the secrets this process was configured
 with (``register_secret``) and the shapes keys and image data take:
 
-- ``Bearer <token>`` and ``sk-...`` style keys;
+- ``Bearer <token>``, ``sk-...`` style keys and the gateway's own virtual keys (``ig-...``);
 - a ``data:`` URL's payload;
 - a run of 32 or more base64 or key characters mixing letters and digits (base64 of an image,
   most providers' keys), except the gateway's own request ids and lower-case file paths;
@@ -22,7 +22,7 @@ REDACTED = "[redacted]"
 
 _SHAPES = re.compile(
     r"(?P<bearer>(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{8,})"
-    r"|(?P<key>\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,})"
+    r"|(?P<key>\b(?:sk|pk|rk|ig)-[A-Za-z0-9_-]{8,})"
     r"|(?P<data_url>(?i:data:)[^,\s'\"]{0,200};base64,[A-Za-z0-9+/=_-]{16,})"
     r"|(?P<bytes_repr>\bb'(?:\\.|[^'\\]){0,4096}'|\bb\"(?:\\.|[^\"\\]){0,4096}\")"
     r"|(?P<raw_bytes>(?:\\x[0-9a-fA-F]{2}|\\[rnt0]){6,})"

@@ -113,6 +113,9 @@ class EditRequest:
     moderation: str | None = None
     seed: int | None = None
     user: str | None = None
+    # The client's own labels (OpenAI's metadata convention): recorded with usage and in the
+    # log line, never sent to a provider.
+    metadata: Mapping[str, str] | None = None
     # Fields the gateway does not interpret, kept as sent for providers that understand them.
     extra: Mapping[str, object] = field(default_factory=dict)
 

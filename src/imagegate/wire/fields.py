@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 
+import orjson
+
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import ImageFormat
 from imagegate.core.request import (
@@ -41,6 +43,10 @@ class FieldSpec:
 
 
 MAX_PROMPT_CHARS = 32_000
+# OpenAI's metadata convention: up to 16 pairs, keys up to 64 characters, values up to 512.
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
 
 FIELDS: dict[str, FieldSpec] = {
     spec.name: spec
@@ -185,6 +191,53 @@ def _coerce_int(spec: FieldSpec, raw: object, *, from_json: bool) -> int:
     return value
 
 
+def coerce_metadata(raw: object, *, from_json: bool) -> dict[str, str]:
+    """``metadata``: a JSON object of strings (in multipart, that object as a JSON string)."""
+    if isinstance(raw, str) and not from_json:
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                "metadata must be a JSON object of strings, such as "
+                '\'{"project": "spring-sale"}\'.',
+                param="metadata",
+                code="invalid_type",
+            ) from None
+    if not isinstance(raw, dict):
+        raise InvalidRequest(
+            f"metadata must be an object of string keys and values, not {_json_type(raw)}.",
+            param="metadata",
+            code="invalid_type",
+        )
+    if len(raw) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(
+            f"metadata has {len(raw)} keys; the limit is {MAX_METADATA_PAIRS}.",
+            param="metadata",
+            code="invalid_value",
+        )
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise InvalidRequest(
+                f"metadata values must be strings; {_show(key)} is {_json_type(value)}.",
+                param="metadata",
+                code="invalid_type",
+            )
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise InvalidRequest(
+                f"metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters; got {_show(key)}.",
+                param="metadata",
+                code="invalid_value",
+            )
+        if len(value) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidRequest(
+                f"metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters; "
+                f"{_show(key)} has {len(value):,}.",
+                param="metadata",
+                code="invalid_value",
+            )
+    return dict(raw)
+
+
 def _show(raw: object) -> str:
     """A short echo of what the client sent. Containers are named, not printed: the repr of a
     thousand nested arrays raises RecursionError, and a long one says nothing useful."""
@@ -225,6 +278,10 @@ def coerce_fields(
     values: dict[str, object] = {}
     extra: dict[str, object] = {}
     for name, raw in raw_fields.items():
+        if name == "metadata":
+            if raw is not None and raw != "":
+                values[name] = coerce_metadata(raw, from_json=from_json)
+            continue
         spec = FIELDS.get(name)
         if spec is None:
             extra[name] = raw
@@ -291,5 +348,6 @@ def assemble_request(
         moderation=cast("str | None", values.get("moderation")),
         seed=cast("int | None", values.get("seed")),
         user=cast("str | None", values.get("user")),
+        metadata=cast("dict[str, str] | None", values.get("metadata")),
         extra=fields.extra,
     )
