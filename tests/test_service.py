@@ -35,6 +35,7 @@ CARD = {
         "per_image": 0.04,
         "per_input_image": 0.01,
         "tokens": {"text_input": 5, "image_input": 10, "image_output": 40},
+        "ceiling": {"output_image": {"default": {"base": 4160}}},
     },
 }
 

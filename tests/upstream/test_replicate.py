@@ -507,9 +507,19 @@ def test_an_output_given_as_a_data_uri_is_decoded(
 def test_the_cost_follows_the_images_replicate_bills(
     upstream_client: OpenAI, fake: FakeReplicate
 ) -> None:
+    fake.billed_images = 0
+    result = edit(upstream_client, model=KONTEXT, n=3)  # 3 predictions, each billing none
+    assert cost(result) == 0
+
+
+def test_images_billed_beyond_n_are_not_charged(
+    upstream_client: OpenAI, fake: FakeReplicate
+) -> None:
+    # The budget held n images (imagegate.core.ceiling): a prediction that bills more than it
+    # was asked for is charged for what was asked.
     fake.billed_images = 2
     result = edit(upstream_client, model=KONTEXT, n=3)  # 3 predictions, each billing 2
-    assert cost(result) == pytest.approx(6 * 0.04)
+    assert cost(result) == pytest.approx(3 * 0.04)
 
 
 # -- stream --------------------------------------------------------------------------------------

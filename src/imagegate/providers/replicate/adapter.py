@@ -101,7 +101,9 @@ class ReplicateProvider:
 
         async def call(index: int) -> EditResult:
             prediction = await self._run(job, plan, uris, index, deployment, timing)
-            return await self._result(job, prediction, deployment, len(images))
+            # Each prediction makes n / calls images; never billed for more (the budget held n).
+            most = job.request.n // plan.calls
+            return await self._result(job, prediction, deployment, len(images), most)
 
         return await fan_out(plan.calls, call)
 
@@ -236,7 +238,7 @@ class ReplicateProvider:
     # -- its answer --------------------------------------------------------------------------
 
     async def _result(
-        self, job: EditJob, prediction: Prediction, deployment: Deployment, inputs: int
+        self, job: EditJob, prediction: Prediction, deployment: Deployment, inputs: int, most: int
     ) -> EditResult:
         if prediction.status != "succeeded":
             # Replicate's own words (a safety refusal is a 400, anything else a 502).
@@ -261,7 +263,7 @@ class ReplicateProvider:
             images=images,
             model=job.card.id,
             provider=self.name,
-            usage=Usage(provider_cost_usd=stated_cost(job.card, billed, inputs)),
+            usage=Usage(provider_cost_usd=stated_cost(job.card, min(billed, most), inputs)),
             background="opaque",
         )
 
