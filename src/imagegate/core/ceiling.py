@@ -149,7 +149,8 @@ def _token_ceiling(job: EditJob) -> float:
     image_out = rule.bound(pixels) + facts.partial_image * request.partial_images
     text_out = facts.output_text_per_image
     pictures = [*request.images, *([request.mask] if request.mask is not None else [])]
-    image_in = sum(facts.input_image.bound(im.width, im.height) for im in pictures)
+    fidelity = facts.input_fidelity_high if request.input_fidelity == "high" else 0
+    image_in = sum(facts.input_image.bound(im.width, im.height) + fidelity for im in pictures)
     text_in = len(request.prompt.encode("utf-8")) + PROMPT_FRAMING_TOKENS
     # compute_cost bills every input token at the text rate when the split is not reported, and
     # every output token as an image token: hold each at the dearer of the two rates.

@@ -67,6 +67,8 @@ class TokenCeiling(BaseModel):
     # published); billed at ``tokens.text_output``.
     output_text_per_image: int = Field(0, ge=0)
     input_image: InputTokens = Field(default_factory=InputTokens)
+    # More tokens per input image when the request asks input_fidelity=high.
+    input_fidelity_high: int = Field(0, ge=0)
     partial_image: int = Field(0, ge=0)  # extra image output tokens per streamed partial image
     source: str | None = None
 
