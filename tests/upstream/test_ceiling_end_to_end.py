@@ -61,7 +61,7 @@ CASES = [
     ("gemini/gemini-3.1-flash-image-preview", [SMALL], {"n": 2}),
     # per image, per tier, per megapixel, and costs the provider states
     ("openai/dall-e-2", [imaging.png(64, 64)], {"size": "512x512", "n": 2}),
-    ("stability/inpaint", [imaging.png(128, 96)], {"n": 2}),
+    ("stability/remove-background", [imaging.png(128, 96)], {"n": 2}),
     ("fal/fal-ai/qwen-image-edit", [WIDE], {}),
     ("fal/fal-ai/bytedance/seedream/v4/edit", [SMALL, SMALL], {"n": 2}),
     ("bfl/flux-2-pro", [WIDE, SMALL], {"size": "2048x1024", "n": 2}),
