@@ -152,8 +152,9 @@ def jobs(card: ModelCard) -> Iterator[EditJob]:
 
 # -- what the provider can report, at worst ----------------------------------------------------
 def outputs(job: EditJob) -> list[tuple[int, int]]:
-    """Every size one output image can come back as: the size asked, else the largest the card
-    can make (listed sizes, presets, its custom rule's extremes, the input's own size)."""
+    """Every size one output image can come back as: the size asked, else what the card's style
+    makes without one (its listed sizes and presets; the input's own size where the model keeps
+    it; any size its custom rule allows where "auto" may pick one)."""
     asked = job.sizing.pixels
     if asked is None and job.sizing.preset is not None:
         asked = parse_size(job.card.sizing.presets[job.sizing.preset])
@@ -161,11 +162,15 @@ def outputs(job: EditJob) -> list[tuple[int, int]]:
         return [asked]
     spec = job.card.sizing
     found = [p for s in [*spec.sizes, *spec.presets.values()] if (p := parse_size(s))]
-    if spec.custom is not None:
+    inputs = [(im.width, im.height) for im in job.request.images]
+    if spec.style is SizingStyle.PIXELS:  # BFL FLUX.2: "0 or omitted = the input's size"
+        found += [*inputs, (1024, 1024)]
+    elif spec.style is SizingStyle.PRESET:  # fal: the default keeps the input's size
+        found += inputs
+    elif spec.custom is not None:  # "auto" may be any size the rule allows
         found += _custom_extremes(job.card)
         if spec.custom.max_pixels:
             found.append((spec.custom.max_pixels, 1))  # only the area is priced
-    found += [(im.width, im.height) for im in job.request.images]
     return found or [(1024, 1024)]
 
 
@@ -347,8 +352,9 @@ def test_the_ceiling_is_not_absurd(card: ModelCard) -> None:
         request = job.request
         if request.images[0] is LARGE or request.n != 1 or len(request.images) != 1:
             continue  # the typical edit: n=1, one small input
-        if card.sizing.custom and card.pricing.grows_with_pixels and not job.sizing.pixels:
-            continue  # "auto" may be any size up to the rule's largest: held at the largest
+        auto_any_size = card.sizing.style is SizingStyle.OPENAI_SIZE and card.sizing.custom
+        if auto_any_size and card.pricing.grows_with_pixels and not job.sizing.pixels:
+            continue  # gpt-image-2's "auto" may be any size up to 3840x2160: held at the largest
         short = replace(
             request, prompt="make the sky purple", partial_images=0, mask=None, input_fidelity=None
         )

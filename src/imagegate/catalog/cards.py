@@ -158,7 +158,9 @@ class ModelCard(BaseModel):
         # A price per megapixel needs the largest output for the budget hold (core/ceiling.py):
         # an aspect-ratio or tier card says nothing of pixels, so it must declare one.
         spec = self.sizing
-        has_pixels = bool(spec.custom or spec.sizes or spec.presets)
+        has_pixels = spec.style in (SizingStyle.PIXELS, SizingStyle.PRESET) or bool(
+            spec.custom or spec.sizes
+        )
         if self.pricing.grows_with_pixels and not (has_pixels or self.pricing.max_output_pixels):
             raise ValueError(
                 "a price per megapixel needs the largest output the model makes: set "

@@ -30,7 +30,7 @@ import math
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, TypeVar
 
-from imagegate.catalog.cards import parse_size
+from imagegate.catalog.cards import SizingStyle, parse_size
 from imagegate.core.pricing import OutputTokens
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 MEGAPIXEL = 1_000_000
 # Providers work in latent blocks: an asked size may come back rounded up to a multiple of this.
 _BLOCK = 64
+# A model that keeps the input's size may still lift a tiny input to its native scale.
+_NATIVE = 1024 * 1024
 # Tokens a provider may add around the prompt (role and turn markers); a margin, not a fact.
 PROMPT_FRAMING_TOKENS = 32
 _EIGHT_DECIMALS = Decimal("0.00000001")
@@ -81,10 +83,16 @@ def max_output_pixels(job: EditJob) -> int:
     """The most pixels one output image of this job can have.
 
     An asked size (``size=WxH``, width and height, a preset with a size) is the size, each side
-    rounded up to a multiple of 64. Otherwise ("auto", an aspect ratio, a tier, a preset without
-    a size, "keep the input's size", outpaint margins) it is the largest the card can make: its
-    largest listed size or preset, its custom rule's ``max_pixels`` (else ``max_side`` squared),
-    ``pricing.max_output_pixels``, and the largest input image, whichever is most.
+    rounded up to a multiple of 64. Without one it is the largest the card can make, by style:
+
+    - openai_size: its largest listed size, or its custom rule's largest ("auto" may pick any);
+    - pixels: the input's size (these models keep it), the largest input, at least 1024x1024;
+    - preset: its largest preset, and the largest input (a default that keeps the input's size);
+    - aspect_ratio, resolution_tier: ``pricing.max_output_pixels`` (required when a price grows
+      with pixels) or the custom rule's largest.
+
+    ``pricing.max_output_pixels``, when set, always counts too: a card whose output can outgrow
+    its input (outpaint margins) declares it.
     """
     asked = _asked_pixels(job.sizing, job.card)
     if asked is not None:
@@ -93,20 +101,19 @@ def max_output_pixels(job: EditJob) -> int:
     return largest_output_pixels(job.card, job.request)
 
 
-def largest_output_pixels(card: ModelCard, request: EditRequest | None = None) -> int:
+def largest_output_pixels(card: ModelCard, request: EditRequest) -> int:
     spec = card.sizing
-    candidates = [0]
-    for text in [*spec.sizes, *spec.presets.values()]:
-        parsed = parse_size(text)
-        if parsed is not None:
-            candidates.append(_padded(parsed[0]) * _padded(parsed[1]))
-    if spec.custom is not None:
+    candidates = [card.pricing.max_output_pixels or 0]
+    listed = [p for s in [*spec.sizes, *spec.presets.values()] if (p := parse_size(s))]
+    candidates += [_padded(w) * _padded(h) for w, h in listed]
+    inputs = [_padded(im.width) * _padded(im.height) for im in request.images]
+    if spec.style is SizingStyle.PIXELS:
+        candidates += [*inputs, _NATIVE]
+    elif spec.style is SizingStyle.PRESET:
+        candidates += inputs
+    elif spec.custom is not None:
         rule = spec.custom
         candidates.append(rule.max_pixels or rule.max_side * rule.max_side)
-    if card.pricing.max_output_pixels is not None:
-        candidates.append(card.pricing.max_output_pixels)
-    if request is not None:
-        candidates += [_padded(im.width) * _padded(im.height) for im in request.images]
     return max(candidates)
 
 
