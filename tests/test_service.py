@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from imagegate.catalog.catalog import Catalog
+from imagegate.core.ceiling import cost_ceiling
 from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
 from imagegate.core.request import EditRequest, OutputOptions
 from imagegate.core.result import EditResult, ResultImage, Usage
@@ -35,6 +36,7 @@ CARD = {
         "per_image": 0.04,
         "per_input_image": 0.01,
         "tokens": {"text_input": 5, "image_input": 10, "image_output": 40},
+        "ceiling": {"output_image": {"default": {"base": 4160}}},
     },
 }
 
@@ -49,6 +51,7 @@ class Scripted:
     usage: Usage | None = None
     shared: bool = False  # hand back one image object n times, as a deterministic engine does
     error: GatewayError | None = None  # answer with this gateway error instead
+    extra: int = 0  # images beyond n, as a misbehaving upstream might send
     calls: int = 0
 
     def check(self, job: EditJob) -> None:
@@ -67,7 +70,8 @@ class Scripted:
         if self.shared:
             images = [ResultImage("png", 20, 10, data=out.getvalue())] * job.request.n
         else:
-            images = [ResultImage("png", 20, 10, data=out.getvalue()) for _ in range(job.request.n)]
+            count = job.request.n + self.extra
+            images = [ResultImage("png", 20, 10, data=out.getvalue()) for _ in range(count)]
         return EditResult(
             images=images,
             model=job.card.id,
@@ -125,6 +129,15 @@ def test_jpeg_conversion_flattens_and_says_opaque() -> None:
 def test_list_price_when_no_tokens() -> None:
     result = run(service(Scripted()), request(n=3, images=2))
     assert result.cost_usd == pytest.approx(3 * 0.04 + 2 * 0.01)
+
+
+def test_images_beyond_n_are_neither_answered_nor_billed() -> None:
+    svc = service(Scripted(extra=2))
+    job = svc.prepare(request(n=2, images=1))
+    result = asyncio.run(svc.run(job, DiscardEvents()))
+    assert len(result.images) == 2
+    assert result.cost_usd == pytest.approx(2 * 0.04 + 0.01)
+    assert result.cost_usd <= cost_ceiling(job)
 
 
 def test_tokens_win_over_the_list_price() -> None:

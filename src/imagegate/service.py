@@ -16,6 +16,7 @@ from dataclasses import replace
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.catalog import Catalog
 from imagegate.catalog.validate import check_editable, check_image_count, validate_request
+from imagegate.core.ceiling import cap_images, price_tier
 from imagegate.core.convert import convert_bytes
 from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
 from imagegate.core.masking import composite_outside_mask
@@ -170,6 +171,17 @@ class EditService:
 
     async def _finish(self, result: EditResult, job: EditJob) -> None:
         """Honour output_format/compression where the provider did not, then price the edit."""
+        if len(result.images) > job.request.n:
+            # More than asked (and than the budget held): the extra images are neither sent
+            # nor billed.
+            log.warning(
+                "%s answered %d images for n=%d; the extra are dropped",
+                job.card.id,
+                len(result.images),
+                job.request.n,
+                extra={"request_id": job.request_id},
+            )
+            result.images = cap_images(result.images, job.request.n)
         output = job.request.output
         wanted = output.output_format
         converted: dict[int, ResultImage] = {}  # a provider may hand the same image n times
@@ -180,7 +192,7 @@ class EditService:
                         _convert, image, job
                     )
                 result.images[index] = converted[id(image)]
-        tier = _tier(job)
+        tier = price_tier(job)
         result.cost_usd = compute_cost(
             job.card.pricing,
             result.usage,
@@ -215,15 +227,3 @@ def _convert(image: ResultImage, job: EditJob) -> tuple[ResultImage, str]:
         output.output_format, width, height, data=data, revised_prompt=image.revised_prompt
     )
     return converted, background
-
-
-def _tier(job: EditJob) -> str | None:
-    pricing = job.card.pricing
-    if pricing.tier_by == "quality":
-        return job.request.output.quality
-    if pricing.tier_by == "resolution":
-        return job.sizing.resolution
-    if pricing.tier_by == "size":
-        pixels = job.sizing.pixels
-        return f"{pixels[0]}x{pixels[1]}" if pixels else job.sizing.size
-    return None

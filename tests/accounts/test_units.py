@@ -19,6 +19,7 @@ from imagegate.accounts.keyfile import add_key
 from imagegate.accounts.keys import KeyInfo, hash_key, new_key, parse_keys
 from imagegate.accounts.limits import gcra, retry_after_header
 from imagegate.accounts.memory import MemoryStore
+from imagegate.core.ceiling import cost_ceiling
 from imagegate.core.errors import InvalidRequest, PaymentRequired, UpstreamError
 from imagegate.core.redact import redact
 from imagegate.hooks import RequestContext
@@ -158,10 +159,12 @@ def test_a_failure_releases_the_hold_unless_the_provider_billed() -> None:
 
 
 def test_the_hold_covers_the_ceiling_and_settles_to_the_cost() -> None:
-    svc, store, ctx = hooked(Scripted(), KeyInfo("team", budget_usd=0.2, period="total"))
-    with pytest.raises(PaymentRequired, match=r"total budget of \$0.20"):
-        # the token-priced card's ceiling for one image is above $0.20
+    ceiling = cost_ceiling(service(Scripted()).prepare(request()))
+    assert ceiling > 0.15  # the token-priced card's most for one image
+    svc, store, ctx = hooked(Scripted(), KeyInfo("team", budget_usd=0.15, period="total"))
+    with pytest.raises(PaymentRequired, match=r"total budget of \$0.15 cannot cover") as refused:
         asyncio.run(svc.run(svc.prepare(request()), DiscardEvents(), ctx))  # type: ignore[attr-defined]
+    assert f"${ceiling:,.2f} needed" in refused.value.message
     svc, store, ctx = hooked(Scripted(), KeyInfo("team", budget_usd=5.0, period="total"))
     result = asyncio.run(svc.run(svc.prepare(request(n=2)), DiscardEvents(), ctx))  # type: ignore[attr-defined]
     spent, held = asyncio.run(store.spent("team", period_window("total")))

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from imagegate.core import errors
-from imagegate.core.pricing import Pricing, TokenPrices, compute_cost
+from imagegate.core.pricing import OutputTokens, Pricing, TokenCeiling, TokenPrices, compute_cost
 from imagegate.core.request import EditRequest, OutputOptions
 from imagegate.core.response import (
     completed_events,
@@ -176,6 +176,7 @@ def test_pricing_order_of_preference() -> None:
         per_image=0.04,
         per_input_image=0.002,
         tokens=TokenPrices(text_input=5, image_input=10, image_output=40),
+        ceiling=TokenCeiling(output_image={"default": OutputTokens(base=4160)}),
     )
     sizes = [(1024, 1024)] * 2
     # A figure the provider states wins.

@@ -507,6 +507,16 @@ def test_an_output_given_as_a_data_uri_is_decoded(
 def test_the_cost_follows_the_images_replicate_bills(
     upstream_client: OpenAI, fake: FakeReplicate
 ) -> None:
+    fake.billed_images = 0
+    result = edit(upstream_client, model=KONTEXT, n=3)  # 3 predictions, each billing none
+    assert cost(result) == 0
+
+
+def test_images_billed_beyond_n_are_still_what_replicate_billed(
+    upstream_client: OpenAI, fake: FakeReplicate
+) -> None:
+    # The cost is what the provider says it billed, even past what was asked (and held): the
+    # budget records the truth and the gateway logs the excess (accounts/budgets.py).
     fake.billed_images = 2
     result = edit(upstream_client, model=KONTEXT, n=3)  # 3 predictions, each billing 2
     assert cost(result) == pytest.approx(6 * 0.04)

@@ -169,6 +169,16 @@ class AccountsHook:
         else:
             cost, images, error = max(0.0, outcome.billed_usd or 0.0), 0, True
         hold, ctx.hold = ctx.hold, None
+        if hold is not None and cost > hold.amount + 1e-9:
+            # Only a provider billing past its own published figures gets here (the hold is the
+            # most those allow): the budget records what was billed, and this says why it moved.
+            log.warning(
+                "%s billed $%.8f, above the $%.8f held for it",
+                job.card.id,
+                cost,
+                hold.amount,
+                extra={"request_id": job.request_id},
+            )
         event = UsageEvent(
             key=key.name,
             model=job.card.id,

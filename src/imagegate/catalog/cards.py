@@ -153,6 +153,21 @@ class ModelCard(BaseModel):
         self.upstream_model = self.upstream_model or rest
         return self
 
+    @model_validator(mode="after")
+    def _largest_output_known(self) -> ModelCard:
+        # A price per megapixel needs the largest output for the budget hold (core/ceiling.py):
+        # an aspect-ratio or tier card says nothing of pixels, so it must declare one.
+        spec = self.sizing
+        has_pixels = spec.style in (SizingStyle.PIXELS, SizingStyle.PRESET) or bool(
+            spec.custom or spec.sizes
+        )
+        if self.pricing.grows_with_pixels and not (has_pixels or self.pricing.max_output_pixels):
+            raise ValueError(
+                "a price per megapixel needs the largest output the model makes: set "
+                "pricing.max_output_pixels (or sizing.custom.max_pixels)"
+            )
+        return self
+
     @property
     def generate_only(self) -> bool:
         return not self.edit.supported

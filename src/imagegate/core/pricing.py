@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imagegate.core.result import Usage
 
@@ -26,6 +26,53 @@ class TokenPrices(BaseModel):
     image_output: float = Field(0.0, ge=0)
 
 
+class OutputTokens(BaseModel):
+    """The most image tokens one output image is billed: ``base + per_megapixel x MP``, MP being
+    the output's pixels / 1,000,000 (the largest output the edit can come back as)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: float = Field(0.0, ge=0)
+    per_megapixel: float = Field(0.0, ge=0)
+
+    def bound(self, pixels: int) -> float:
+        return self.base + self.per_megapixel * pixels / 1_000_000
+
+
+class InputTokens(BaseModel):
+    """The most tokens one input image (each reference, and the mask) is billed:
+    ``base + per_tile x ceil(width / tile_side) x ceil(height / tile_side)``, on its real size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: float = Field(0.0, ge=0)
+    per_tile: float = Field(0.0, ge=0)
+    tile_side: int = Field(512, ge=1)
+
+    def bound(self, width: int, height: int) -> float:
+        side = self.tile_side
+        return self.base + self.per_tile * -(-width // side) * -(-height // side)
+
+
+class TokenCeiling(BaseModel):
+    """What a token-priced model can report for one edit at most: the facts the budget hold
+    (``core/ceiling.py``) needs, since a token count is known only after the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # By the card's tier (``tier_by``: quality, resolution or size). A tier the request does not
+    # name, or that is missing here, is held at the largest rule.
+    output_image: dict[str, OutputTokens] = Field(min_length=1)
+    # Text and thinking output per image (a model's output-token limit where nothing tighter is
+    # published); billed at ``tokens.text_output``.
+    output_text_per_image: int = Field(0, ge=0)
+    input_image: InputTokens = Field(default_factory=InputTokens)
+    # More tokens per input image when the request asks input_fidelity=high.
+    input_fidelity_high: int = Field(0, ge=0)
+    partial_image: int = Field(0, ge=0)  # extra image output tokens per streamed partial image
+    source: str | None = None
+
+
 class Pricing(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,7 +82,35 @@ class Pricing(BaseModel):
     per_megapixel: float | None = Field(None, ge=0)
     per_input_image: float = Field(0.0, ge=0)
     tokens: TokenPrices | None = None
+    # The most a token-priced edit can report; required with ``tokens`` (core/ceiling.py).
+    ceiling: TokenCeiling | None = None
+    # The largest output (pixels) a card priced by the megapixel (or by tokens per megapixel)
+    # can return when its sizing rules do not say (aspect-ratio and tier styles).
+    max_output_pixels: int | None = Field(None, ge=1)
     source: str | None = None  # where the figures come from, shown in /v1/models
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Pricing:
+        # A token count is known only after the answer: without its bounds the budget hold would
+        # be 0 (or a guess), and a team could overspend. Refused when the catalog loads.
+        if self.tokens is not None and self.ceiling is None:
+            raise ValueError(
+                "token prices need pricing.ceiling (output_image tokens per image by tier, "
+                "input_image, output_text_per_image, partial_image) so the budget hold can "
+                "bound the edit before it runs; see the README, 'How the budget hold (cost "
+                "ceiling) is computed'"
+            )
+        return self
+
+    @property
+    def grows_with_pixels(self) -> bool:
+        """Whether a price (list or token bound) grows with the output's pixels, so the budget
+        hold needs the largest output the card can make."""
+        list_by_pixels = not self.per_tier and self.per_megapixel is not None
+        tokens_by_pixels = self.ceiling is not None and any(
+            rule.per_megapixel for rule in self.ceiling.output_image.values()
+        )
+        return list_by_pixels or tokens_by_pixels
 
     @property
     def is_free(self) -> bool:
