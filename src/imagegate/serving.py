@@ -10,10 +10,12 @@ short; a second Ctrl-C after that forces the exit, as in plain uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,9 @@ from imagegate.drain import DRAIN_FILE_ENV, Drain
 log = logging.getLogger("imagegate")
 
 STARTUP_FAILURE = 3  # uvicorn's exit status when the app could not start
+# After the listener closes: time for a connection accepted in its last moments to deliver its
+# request before idle connections are closed (a balancer does not retry a POST it has sent).
+LAST_ACCEPTED_SECONDS = 0.5
 
 
 class DrainingServer(uvicorn.Server):
@@ -64,13 +69,24 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
         return await super().on_tick(counter)
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn closes the listener and, at once, every connection without a request in
+        # progress -- including one accepted a moment ago whose request is still on its way.
+        # Close the listener first, let such requests arrive (they are then served, with
+        # Connection: close), and only then let uvicorn close what is idle.
+        if self._stop_at is not None and not self.force_exit:
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(LAST_ACCEPTED_SECONDS)
+        await super().shutdown(sockets)
+
 
 class DrainingMultiprocess(Multiprocess):
     """Several workers: the supervisor drains (its ``Drain`` creates the marker the workers
     read), then after the delay terminates them as uvicorn does; each finishes in flight."""
 
     def __init__(
-        self, config: uvicorn.Config, sockets: list[Any], drain: Drain, delay: float
+        self, config: uvicorn.Config, sockets: list[socket.socket], drain: Drain, delay: float
     ) -> None:
         super().__init__(config, sockets)
         self.drain = drain

@@ -65,14 +65,16 @@ def test_sigterm_drains_then_finishes_in_flight_edits(
 
             gateway.process.send_signal(signal.SIGTERM)
             sent = time.monotonic()
-            # Unready at once (a supervisor notices its signal within half a second).
+            # Unready at once: one process, on the first probe after the signal; a supervisor
+            # checks its signals every half second.
+            polls = 1
             while (ready := httpx.get(gateway.base_url + "/readyz", timeout=2)).status_code == 200:
                 assert time.monotonic() - sent < 1.0, "/readyz still 200 a second after SIGTERM"
+                polls += 1
                 time.sleep(0.02)
             unready_after = time.monotonic() - sent
             assert ready.status_code == 503 and ready.json() == {"status": "draining"}
-            if workers == 1:
-                assert unready_after < 0.3
+            assert workers > 1 or polls == 1
 
             # Still serving during the delay, but handing each connection back.
             models = httpx.get(gateway.base_url + "/v1/models", timeout=2)

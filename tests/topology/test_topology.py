@@ -33,11 +33,13 @@ from tests.support.requests import post_edit
 from tests.topology.conftest import MODEL, SlowOpenAI, decoded
 
 MASTER_KEY = "sk-topology-master-0123456789abcdef"
-DRAIN_DELAY = 2.0
+# Above nginx's upstream keepalive_timeout (4 s in docker/nginx.conf), as docker/compose.yaml's 5 s
+# is: by the end of the delay nginx holds no idle connection to the draining replica.
+DRAIN_DELAY = 4.5
 UPSTREAM_SECONDS = 0.5  # each edit's time at the fake: several in flight on every replica
 CLIENTS = 6
-LOAD_SECONDS = 11.0
-STOP_AFTER = 3.5  # seconds into the load, replica 1 (of 0, 1, 2) gets SIGTERM
+LOAD_SECONDS = 12.0
+STOP_AFTER = 3.0  # seconds into the load, replica 1 (of 0, 1, 2) gets SIGTERM
 DRAINED = 1
 PHOTO = imaging.png(96, 64)
 INVERTED_BOX = tuple(255 - c for c in imaging.GREEN)
@@ -244,7 +246,7 @@ def test_a_replica_drains_under_load_without_losing_a_request(topology: Topology
     # It received nothing after it stopped accepting (the drain delay, plus a margin for the
     # request that was on its way); the other two kept serving to the end.
     last = max(t for rid, t in begun.items() if answered[rid] == DRAINED)
-    assert last < sigterm_at + DRAIN_DELAY + 0.5, (last - sigterm_at, before, during, after)
+    assert last < sigterm_at + DRAIN_DELAY + 1.0, (last - sigterm_at, before, during, after)
     assert after[DRAINED] == 0, after
     assert all(after[i] > 0 for i in range(3) if i != DRAINED), after
     print(

@@ -31,7 +31,7 @@ Partial = tuple[ResultImage, int]
 # sse-starlette ends every open stream as soon as the server begins shutting down; a draining
 # replica must instead finish them (imagegate.serving). Each stream ends by itself when its edit
 # does, within the request deadline, and the graceful shutdown timeout bounds the wait.
-AppStatus.disable_automatic_graceful_drain()
+AppStatus.enable_automatic_graceful_drain = False  # what disable_automatic_graceful_drain() does
 
 
 class QueueEvents:
