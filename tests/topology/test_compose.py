@@ -1,4 +1,4 @@
-"""``docker/compose.yaml``, ``docker/nginx.conf`` and ``docker/imagegate.yaml`` agree with each
+"""``docker/compose.yaml``, ``docker/nginx.conf`` and ``docker/config/`` agree with each
 other and with the gateway's settings (``./scripts/docker-smoke.sh`` runs them for real)."""
 
 from __future__ import annotations
@@ -62,5 +62,8 @@ def test_the_replicas_settings_are_the_gateways() -> None:
     unknown = {name for name in env if name.startswith("IMAGEGATE_")} - known - PENDING
     assert not unknown
     # The shared config file loads as it is shipped: valid, and nothing in it the gateway refuses.
-    settings = Settings(config=DOCKER / "imagegate.yaml")
+    gateway = compose()["services"]["gateway1"]
+    assert "./config:/etc/imagegate:ro" in gateway["volumes"]  # a folder: renames show through
+    assert env["IMAGEGATE_CONFIG"] == "/etc/imagegate/imagegate.yaml"
+    settings = Settings(config=DOCKER / "config" / "imagegate.yaml")
     assert len(build_catalog(settings)) > 0
