@@ -65,8 +65,8 @@ def enabled_providers(settings: Settings) -> set[str]:
 
 
 def create_app(settings: Settings | None = None, drain: Drain | None = None) -> FastAPI:
-    """``drain`` is what the server flips on SIGTERM (``imagegate.serving``); by default one
-    nothing flips, as under a test client."""
+    """``drain`` is what the server flips on SIGTERM (``imagegate.serving``); without one the
+    app gets a fresh ``Drain`` that nothing flips, as under a test client."""
     settings = settings or Settings()
     catalog = build_catalog(settings)
     allowed_networks = parse_networks(settings.fetch_allow_networks)
