@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Container smoke test: build the image, start docker/compose.yaml (nginx + two gateway replicas),
-# send real edits through nginx, show that both replicas served, then tear the stack down.
+# Container smoke test: build the image, start docker/compose.yaml (nginx + three gateway replicas
+# + Redis), send real edits through nginx, show that every replica served, stop one replica under
+# load (it drains: no request may fail), then tear the stack down.
 #
 #   ./scripts/docker-smoke.sh            # KEEP=1 leaves the stack running afterwards
 #
@@ -9,14 +10,17 @@
 # only: the test PNG is written and the answer decoded without Pillow).
 # Environment: SMOKE_PORT (host port for nginx, default 18080), SMOKE_PROJECT (compose project,
 # default imagegate-smoke), IMAGEGATE_IMAGE (tag to build, default imagegate:local), EDITS
-# (requests for the load-balancing check, default 8), KEEP=1.
+# (requests for the load-balancing check, default 9), LOAD_SECONDS (the stop-under-load check,
+# default 14), KEEP=1.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMPOSE_FILE=$ROOT/docker/compose.yaml
 PROJECT=${SMOKE_PROJECT:-imagegate-smoke}
 PORT=${SMOKE_PORT:-18080}
-EDITS=${EDITS:-8}
+EDITS=${EDITS:-9}
+LOAD_SECONDS=${LOAD_SECONDS:-14}
+REPLICAS=(gateway1 gateway2 gateway3)
 export IMAGEGATE_IMAGE=${IMAGEGATE_IMAGE:-imagegate:local}
 export IMAGEGATE_HTTP_PORT=$PORT
 # Keepalive comments every 0.5 s instead of 5, so a two-second edit shows whether SSE reaches the
@@ -129,7 +133,7 @@ docker run -d --name "$WORKERS_CTR" -e IMAGEGATE_MASTER_KEY="$IMAGEGATE_MASTER_K
 # ------------------------------------------------------------------------------ the stack
 say "compose up (project $PROJECT, nginx on $BASE)"
 t=$(now)
-# `up -d` returns once both replicas are healthy (/readyz) and nginx has been started.
+# `up -d` returns once Redis and every replica are healthy (/readyz) and nginx has been started.
 compose up -d --no-build 2>&1 | sed 's/^/  /'
 echo "  replicas healthy, nginx started: $(since "$t") after up"
 for _ in $(seq 1 60); do
@@ -139,7 +143,14 @@ done
 curl -fsS "$BASE/readyz" >"$WORK/ready.json" || fail "nginx does not answer $BASE/readyz"
 echo "  $BASE/readyz answers $(cat "$WORK/ready.json") $(since "$t") after up"
 compose ps | sed 's/^/  /'
-health_times "$(compose ps -q gateway1)" "$(compose ps -q gateway2)"
+health_times "$(compose ps -q redis)" $(for svc in "${REPLICAS[@]}"; do compose ps -q "$svc"; done)
+
+say "Redis: healthy, and reachable from a replica at IMAGEGATE_REDIS_URL"
+pong=$(compose exec -T redis redis-cli ping | tr -d '\r')
+[ "$pong" = PONG ] || fail "redis-cli ping answered $pong"
+compose exec -T gateway1 python -c 'import os, redis; assert redis.Redis.from_url(os.environ["IMAGEGATE_REDIS_URL"], socket_timeout=3).ping()' \
+    || fail "gateway1 cannot reach Redis at its IMAGEGATE_REDIS_URL"
+echo "  redis-cli ping: $pong; gateway1 -> $(compose exec -T gateway1 printenv IMAGEGATE_REDIS_URL | tr -d '\r'): PONG"
 
 # ------------------------------------------------------------------------------ a real edit
 python3 - "$WORK/in.png" <<'PY'
@@ -281,7 +292,7 @@ else:
     print(f"  the first keepalive arrived {completed[0] - keepalives[0]:.2f} s before the result: not buffered")
 PY
 
-# ------------------------------------------------------------------------------ both replicas
+# ------------------------------------------------------------------------------ every replica
 say "$EDITS more edits: does each replica serve?"
 for i in $(seq 1 "$EDITS"); do
     if [ $((i % 2)) = 0 ]; then
@@ -293,11 +304,11 @@ for i in $(seq 1 "$EDITS"); do
 done
 echo "  all $EDITS answered 200"
 
-for svc in gateway1 gateway2 nginx; do compose logs --no-color "$svc" >"$WORK/$svc.log" 2>&1; done
-for svc in gateway1 gateway2; do # "address service" lines, to name nginx's upstreams
+for svc in "${REPLICAS[@]}" nginx; do compose logs --no-color "$svc" >"$WORK/$svc.log" 2>&1; done
+for svc in "${REPLICAS[@]}"; do # "address service" lines, to name nginx's upstreams
     docker inspect -f "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}:8000 $svc" "$(compose ps -q "$svc")"
 done >"$WORK/addresses"
-python3 - "$WORK" "$EDITS" <<'PY' || fail "the replicas' logs do not show both serving"
+python3 - "$WORK" "$EDITS" <<'PY' || fail "the replicas' logs do not show each serving"
 # Each replica logs one JSON line per request; nginx logs which upstream served each one.
 import json, os, sys
 work, edits = sys.argv[1], int(sys.argv[2])
@@ -310,18 +321,19 @@ def lines(svc):
         except ValueError:
             continue
 served = {}
-for svc in ("gateway1", "gateway2"):
+replicas = ("gateway1", "gateway2", "gateway3")
+for svc in replicas:
     reqs = [r for r in lines(svc) if r.get("msg") == "request" and r.get("path") == "/v1/images/edits"]
     served[svc] = {r.get("request_id") for r in reqs}
     ok = [r for r in reqs if r.get("status") == 200]
     print(f"  {svc}: {len(reqs)} edit request lines ({len(ok)} x 200), e.g.")
     if ok:
         print("    " + json.dumps({k: ok[-1].get(k) for k in ("ts", "msg", "request_id", "method", "path", "client", "status", "latency_ms", "model", "images")}))
-both = served["gateway1"] & served["gateway2"]
-assert not both, f"request ids logged by both replicas: {both}"
-assert served["gateway1"] and served["gateway2"], "one replica served no edit"
+twice = {rid for a in replicas for b in replicas if a < b for rid in served[a] & served[b]}
+assert not twice, f"request ids logged by two replicas: {twice}"
+assert all(served[svc] for svc in replicas), "a replica served no edit"
 ours = {f"smoke-lb-{i}" for i in range(1, edits + 1)} | {"smoke-edit-1", "smoke-stream-1", "smoke-sse-timing"}
-missing = ours - served["gateway1"] - served["gateway2"]
+missing = ours - set().union(*served.values())
 assert not missing, f"request ids in no replica's log: {missing}"
 names = dict(line.split() for line in open(os.path.join(work, "addresses")) if line.strip())
 upstreams = {}
@@ -331,10 +343,88 @@ for r in lines("nginx"):
 print("  nginx access log, edits by upstream:")
 for addr, ids in sorted(upstreams.items()):
     print(f"    {addr} ({names.get(addr, '?')}): {len(ids)} ({', '.join(sorted(ids)[:4])}{', ...' if len(ids) > 4 else ''})")
-assert len(upstreams) == 2, f"nginx used {len(upstreams)} upstream address(es), not 2"
+assert len(upstreams) == 3, f"nginx used {len(upstreams)} upstream address(es), not 3"
 PY
 
 health_times "$(compose ps -q nginx)"
+
+# ------------------------------------------------------------------------------ drain under load
+say "docker-compose stop gateway2 while 4 clients send edits for $LOAD_SECONDS s: nothing may fail"
+# Each client runs curl in a loop (no retries of its own) and writes "start-time request-id
+# status" per edit; an edit that nginx could not place, or that a stopping replica cut off,
+# shows up here as a status other than 200 (000: no answer at all).
+python3 - "$BASE" "$IMAGEGATE_MASTER_KEY" "$WORK/in.png" "$WORK/load.txt" "$LOAD_SECONDS" <<'PY' &
+import subprocess, sys, threading, time
+base, key, png, out, seconds = sys.argv[1:6]
+end = time.monotonic() + float(seconds)
+lock, results = threading.Lock(), []
+def client(n):
+    i = 0
+    while time.monotonic() < end:
+        rid, started = f"smoke-load-{n}-{i}", time.time()
+        i += 1
+        done = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "120",
+             f"{base}/v1/images/edits", "-H", f"Authorization: Bearer {key}",
+             "-H", f"X-Request-ID: {rid}", "-F", "model=local/pillow",
+             "-F", "prompt=make it grayscale", "-F", f"image=@{png};type=image/png"],
+            capture_output=True, text=True)
+        with lock:
+            results.append(f"{started:.3f} {rid} {done.stdout.strip() or '000'}")
+threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+open(out, "w").write("\n".join(results) + "\n")
+PY
+load_pid=$!
+sleep 3
+stop_at=$(now)
+compose stop -t 45 gateway2 2>&1 | sed 's/^/  /'
+stopped_at=$(now)
+echo "  gateway2 stopped $(since "$stop_at") after docker-compose stop (drain delay 5 s, then in-flight edits)"
+wait "$load_pid" || fail "the load generator failed"
+code=$(docker inspect -f '{{.State.ExitCode}}' "$(compose ps -q gateway2)")
+[ "$code" = 0 ] || fail "gateway2 exited with status $code, not 0"
+compose logs --no-color gateway2 >"$WORK/gateway2.log" 2>&1
+grep -q '"msg":"draining' "$WORK/gateway2.log" || fail "gateway2's log does not show it draining"
+compose logs --no-color nginx >"$WORK/nginx.log" 2>&1
+python3 - "$WORK" "$stop_at" "$stopped_at" <<'PY' || fail "requests failed or went to the stopped replica"
+import json, os, sys
+from collections import Counter
+work, stop_at, stopped_at = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+results = [line.split() for line in open(os.path.join(work, "load.txt")) if line.strip()]
+failed = [r for r in results if r[2] != "200"]
+print(f"  {len(results)} edits, {len(results) - len(failed)} answered 200")
+assert len(results) >= 20, "too few edits to tell"
+assert not failed, f"failed: {failed[:5]}"
+names = dict(line.split() for line in open(os.path.join(work, "addresses")) if line.strip())
+def lines():
+    for raw in open(os.path.join(work, "nginx.log"), errors="replace"):
+        text = raw.partition("| ")[2] or raw
+        try:
+            yield json.loads(text)
+        except ValueError:
+            continue
+def phase(begun):
+    return "before" if begun < stop_at else "stopping" if begun < stopped_at else "after"
+by_phase, retried = {}, 0
+for r in lines():
+    if not str(r.get("request_id", "")).startswith("smoke-load-"):
+        continue
+    final = r["upstream"].split(",")[-1].strip()
+    retried += "," in r["upstream"]
+    begun = float(r["msec"]) - float(r["request_time"])
+    by_phase.setdefault(phase(begun), Counter())[names.get(final, final)] += 1
+for name in ("before", "stopping", "after"):
+    print(f"  nginx: edits begun {name:8} docker-compose stop, by replica: {dict(sorted(by_phase.get(name, {}).items()))}")
+print(f"  {retried} placed on another replica after a refused connect")
+assert by_phase["before"]["gateway2"] > 0, "gateway2 served nothing before it was stopped"
+assert by_phase.get("after", Counter())["gateway2"] == 0, "nginx sent edits to the stopped replica"
+assert all(by_phase.get("after", Counter())[svc] > 0 for svc in ("gateway1", "gateway3")), "the others stopped serving"
+PY
+echo "  gateway2: exit status $code; its log: $(grep -o '"msg":"draining[^"]*"' "$WORK/gateway2.log" | head -n 1)"
 
 # ------------------------------------------------------------------------------ workers check
 say "IMAGEGATE_WORKERS=2 on a lone container (image HEALTHCHECK on /healthz)"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -226,8 +225,8 @@ def test_sigterm_lets_an_edit_in_flight_finish(tmp_path: Path) -> None:
     time.sleep(0.5)  # the upload is in and the engine is working
     code = gateway.stop()
     worker.join(timeout=60)
-    # uvicorn re-raises SIGTERM after a clean shutdown, so the exit status says "terminated".
-    assert code in (0, -signal.SIGTERM)
+    # A clean drain exits 0 (plain uvicorn would raise SIGTERM again and die of it).
+    assert code == 0
     assert outcome["response"].status_code == 200
     body = schema.assert_images_response(outcome["response"].content)
     assert imaging.decode_b64(body["data"][0]["b64_json"]).size == (3000, 2000)

@@ -18,12 +18,14 @@ from imagegate.accounts.memory import MemoryStore
 from imagegate.accounts.store import StateStore
 from imagegate.api import edits, health, models, usage
 from imagegate.api import metrics as metrics_api
+from imagegate.api.draining import CloseWhileDraining
 from imagegate.api.errors import install_error_handlers
 from imagegate.api.middleware import RequestContextMiddleware
 from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entries
 from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
 from imagegate.core.redact import register_secret
+from imagegate.drain import DRAIN_FILE_ENV, Drain
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.specs import SPECS
 from imagegate.routing.router import Router
@@ -75,7 +77,9 @@ def build_store(settings: Settings) -> StateStore:
     return RedisStore(settings.redis_url.get_secret_value(), timeout=settings.redis_timeout_seconds)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, drain: Drain | None = None) -> FastAPI:
+    """``drain`` is what the server flips on SIGTERM (``imagegate.serving``); without one the
+    app gets a fresh ``Drain`` that nothing flips, as under a test client."""
     settings = settings or Settings()
     catalog = build_catalog(settings)
     allowed_networks = parse_networks(settings.fetch_allow_networks)
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keyring = KeyRing(parse_keys(settings.keys), settings.config)
     app.state.started_at = int(time.time())
     app.state.ready = False
+    app.state.drain = drain = drain or Drain()
     install_error_handlers(app)
     app.include_router(edits.router)
     app.include_router(models.router)
@@ -153,13 +158,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_api.router)
     app.state.memory = MemoryGate(settings.max_inflight_bytes)
     app.add_middleware(RequestContextMiddleware, memory=app.state.memory)
+    app.add_middleware(CloseWhileDraining, drain=drain)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory uvicorn workers call (``imagegate.app:app_from_env``)."""
+    import os
+    from pathlib import Path
+
     from imagegate.logs import setup_logging
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    # The supervisor's drain marker (imagegate.serving): the worker is unready once it exists.
+    marker = os.environ.get(DRAIN_FILE_ENV)
+    return create_app(settings, Drain(Path(marker)) if marker else None)

@@ -207,8 +207,7 @@ def _metrics_dir(workers: int) -> Iterator[None]:
 
 
 def _serve_now(settings: Settings, args: argparse.Namespace, warnings: Sequence[str]) -> int:
-    import uvicorn
-
+    from imagegate import serving
     from imagegate.app import create_app
 
     setup_logging(settings.log_level, settings.log_format)
@@ -250,16 +249,15 @@ def _serve_now(settings: Settings, args: argparse.Namespace, warnings: Sequence[
         settings.port,
         extra={"models": len(app.state.catalog)},
     )
+    delay = settings.drain_delay_seconds
     if settings.workers == 1:
-        uvicorn.run(app, **options)
-    else:
-        # Workers build their own app from the environment; pass the flags on through it.
-        for name in ("config", "log_level", "allow_unauthenticated"):
-            value = getattr(args, name, None)
-            if value is not None:
-                os.environ[ENV_PREFIX + name.upper()] = str(value)
-        uvicorn.run("imagegate.app:app_from_env", factory=True, workers=settings.workers, **options)
-    return 0
+        return serving.serve(app, options, delay)
+    # Workers build their own app from the environment; pass the flags on through it.
+    for name in ("config", "log_level", "allow_unauthenticated"):
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[ENV_PREFIX + name.upper()] = str(value)
+    return serving.serve_workers("imagegate.app:app_from_env", options, settings.workers, delay)
 
 
 def _pick_loop() -> str:

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     graceful_shutdown_seconds: float = Field(30.0, ge=0)
+    # After SIGTERM, how long /readyz answers 503 while the gateway still serves, so a load
+    # balancer's health check takes it out of rotation before it stops accepting connections.
+    # 0 (a lone process: nothing polls it) stops accepting at once; behind a balancer, set
+    # more than its check interval times its failure threshold (docker/compose.yaml: 5).
+    drain_delay_seconds: float = Field(0.0, ge=0, le=300)
     # Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or CIDRs, or *).
     forwarded_allow_ips: str = "127.0.0.1"
 

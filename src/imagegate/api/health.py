@@ -19,6 +19,8 @@ async def healthz() -> Response:
 @router.get("/readyz", response_class=JsonBytes, include_in_schema=False)
 async def readyz(request: Request) -> Response:
     state = request.app.state
+    if state.drain.draining:  # SIGTERM came: the balancer should stop sending requests here
+        return JsonBytes(b'{"status":"draining"}', status_code=503)
     if not getattr(state, "ready", False):
         return JsonBytes(b'{"status":"starting"}', status_code=503)
     service = state.service

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from sse_starlette import EventSourceResponse
+from sse_starlette.sse import AppStatus
 
 from imagegate.api.bodies import body_pieces
 from imagegate.core.errors import GatewayError, InternalError
@@ -26,6 +27,11 @@ log = logging.getLogger("imagegate.stream")
 KEEPALIVE = b": keepalive\n\n"
 
 Partial = tuple[ResultImage, int]
+
+# sse-starlette ends every open stream as soon as the server begins shutting down; a draining
+# replica must instead finish them (imagegate.serving). Each stream ends by itself when its edit
+# does, within the request deadline, and the graceful shutdown timeout bounds the wait.
+AppStatus.enable_automatic_graceful_drain = False  # what disable_automatic_graceful_drain() does
 
 
 class QueueEvents:
