@@ -30,6 +30,12 @@ class RequestContext:
     upstream_seconds: float = 0.0  # time spent waiting on the provider (all attempts)
     attempts: int = 0
     provider: str | None = None  # who served it, once known
+    # Routing: the deployment and card that served (or last tried) it, how many attempts were
+    # retries, and the model it fell back from (None: it did not fall back).
+    deployment: str | None = None
+    model: str | None = None
+    retries: int = 0
+    fallback_from: str | None = None
 
     def overhead_ms(self, now: float | None = None) -> float:
         """What the gateway itself added so far: elapsed time minus time upstream."""
