@@ -13,6 +13,7 @@ from imagegate.api.errors import JsonBytes
 from imagegate.api.openapi import MODEL_RESPONSES, MODELS_RESPONSES
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.sizing import describe_sizing
+from imagegate.routing.plan import Route
 from imagegate.service import EditService
 
 router = APIRouter()
@@ -43,6 +44,28 @@ def describe_card(card: ModelCard, service: EditService, created: int) -> dict[s
     }
 
 
+def describe_route(route: Route, service: EditService, created: int) -> dict[str, Any]:
+    """A route as a model: its first target's capabilities (each request is checked against
+    every target's own card, so one the first cannot honour may still go to another), and
+    what it routes to."""
+    first = service.card(route.targets[0][0])
+    described = describe_card(first, service, created)
+    targets = ", ".join(card for card, _ in route.targets)
+    described.update(
+        id=route.name,
+        owned_by="imagegate",
+        aliases=[],
+        description=f"A route over {targets} ({route.strategy.replace('_', ' ')}); its "
+        f"capabilities are {first.id}'s.",
+        route={
+            "strategy": route.strategy,
+            "targets": [{"model": card, "weight": weight} for card, weight in route.targets],
+            "fallbacks": list(route.fallbacks),
+        },
+    )
+    return described
+
+
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
     """Drop empty lists and mappings: a card says what a model takes, not what it doesn't."""
     return {key: value for key, value in values.items() if value not in ([], {})}
@@ -54,6 +77,9 @@ def _compact(values: dict[str, Any]) -> dict[str, Any]:
 async def list_models(request: Request, service: ServiceDep) -> Response:
     created: int = request.app.state.started_at
     data = [describe_card(card, service, created) for card in service.listed_cards()]
+    data += [
+        describe_route(route, service, created) for route in service.router.plan.routes.values()
+    ]
     return JsonBytes(orjson.dumps({"object": "list", "data": data}))
 
 
@@ -64,5 +90,9 @@ async def list_models(request: Request, service: ServiceDep) -> Response:
     responses=MODEL_RESPONSES,
 )
 async def get_model(model_id: str, request: Request, service: ServiceDep) -> Response:
+    created = request.app.state.started_at
+    route = service.router.route(model_id)
+    if route is not None:
+        return JsonBytes(orjson.dumps(describe_route(route, service, created)))
     card = service.card(model_id)
-    return JsonBytes(orjson.dumps(describe_card(card, service, request.app.state.started_at)))
+    return JsonBytes(orjson.dumps(describe_card(card, service, created)))
