@@ -111,6 +111,7 @@ async def build_deployments(
                 cards=extra.cards,
                 weight=extra.weight,
                 timeout_seconds=extra.timeout_seconds or template.timeout_seconds,
+                max_in_flight=extra.max_in_flight,
                 client=upstream_client(settings, base_url),
                 guard=guard,
             )

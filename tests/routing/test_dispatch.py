@@ -17,6 +17,7 @@ from imagegate.core.errors import (
     GatewayError,
     InvalidRequest,
     RateLimited,
+    ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -348,3 +349,24 @@ def test_a_deadline_hit_is_a_504() -> None:
     s.service._attempt = slow  # type: ignore[method-assign]
     with pytest.raises(UpstreamTimeout):
         s.run(edit_request("p1/masked"))
+
+
+def test_a_deployment_at_its_max_in_flight_is_passed_over() -> None:
+    s = setup([("p1", "a"), ("p1", "b")], retries=1)
+    capped = [Deployment(provider="p1", name=n, max_in_flight=1) for n in ("a", "b")]
+    router = Router(capped, RoutingPlan(), cooldowns=s.router.cooldowns)
+    job = s.service.prepare(edit_request("p1/masked"))
+    slots = router.slots([job])
+    router.balancer.started("p1:a")
+    assert router.choose("g", "round_robin", slots, ()).deployment.name == "b"
+    router.balancer.started("p1:b")
+    with pytest.raises(ServiceUnavailable):
+        router.choose("g", "round_robin", slots, ())
+    s.service.dispatcher.router = router
+    with pytest.raises(ServiceUnavailable) as caught:
+        s.run(edit_request("p1/masked"))
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"] == "1"
+    assert s.providers["p1"].calls == [] and s.clock.slept == [0.5, 1.0]  # waited, then gave up
+    router.balancer.ended("p1:b")
+    assert s.run(edit_request("p1/masked")).provider == "p1"
+    assert s.providers["p1"].calls == ["b"]

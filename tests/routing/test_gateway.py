@@ -231,3 +231,10 @@ def test_a_stream_that_sent_a_partial_image_is_not_retried(
     assert "event: image_edit.partial_image" in body and "event: error" in body
     assert "image_edit.completed" not in body
     assert edits(a) + edits(b) == 1
+
+
+def test_deployment_keys_never_reach_the_log(gateway: Gateway) -> None:
+    logs = gateway.logs()
+    assert "openai-a" in logs  # the deployments did log (by name)
+    for key in OPENAI_KEYS.values():
+        assert key not in logs

@@ -106,3 +106,12 @@ def test_check_config_stops_on_a_bad_route(tmp_path: Path) -> None:
     done = run_cli("check-config", "--config", str(config), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "1 routes" in done.stdout
+
+
+def test_imagegate_models_lists_routes(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    route = {"targets": ["local/pillow"], "strategy": "least_in_flight"}
+    config.write_text(yaml.safe_dump({"routes": {"house-edit": route}}))
+    done = run_cli("models", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "house-edit  (route, least_in_flight)\n    targets local/pillow" in done.stdout

@@ -76,6 +76,7 @@ class Deployment:
     options: Mapping[str, str] = field(default_factory=dict)
     cards: frozenset[str] = frozenset()
     weight: int = 1  # its share under the weighted strategy
+    max_in_flight: int | None = None  # edits it may run at once in this process (None: any)
     client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
     guard: GuardedFetch | None = field(default=None, repr=False, compare=False)
 

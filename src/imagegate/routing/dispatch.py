@@ -32,7 +32,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from imagegate import metrics
-from imagegate.core.errors import GatewayError, InternalError, RateLimited, UpstreamTimeout
+from imagegate.core.errors import (
+    GatewayError,
+    InternalError,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamTimeout,
+)
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.hooks import RequestContext
 from imagegate.providers.base import Deployment, EditJob, EventSink
@@ -151,28 +157,29 @@ class Dispatcher:
         deadline: float,
     ) -> tuple[EditResult, EditJob]:
         tried: set[str] = set()
-        last: tuple[GatewayError, Slot] | None = None
+        last: GatewayError | None = None
+        failed: Slot | None = None  # where ``last`` happened (None: every deployment was busy)
         for number in range(1 + self.policy.retries):
             remaining = deadline - self.clock()
             if remaining <= 0:
                 break
-            slot = self.router.choose(group.key, group.strategy, group.slots, tried)
-            if last is not None:
-                error, failed = last
-                wait = backoff_delay(
-                    number - 1,
-                    self.policy.backoff_base_seconds,
-                    self.policy.backoff_max_seconds,
-                    self.rand,
-                )
-                asked = retry_after(error.headers) if isinstance(error, RateLimited) else None
+            try:
+                slot = self.router.choose(group.key, group.strategy, group.slots, tried)
+            except ServiceUnavailable as busy:  # every deployment at its max_in_flight
+                last, failed = busy, None
+                wait = self._backoff(number)
+                if wait >= remaining:
+                    break
+                await self._wait(wait, group.slots[0].deployment.provider, busy, ctx)
+                continue  # and choose again
+            if last is not None and failed is not None:
+                wait = self._backoff(number - 1)
+                asked = retry_after(last.headers) if isinstance(last, RateLimited) else None
                 if asked is not None and slot.deployment_key == failed.deployment_key:
                     wait = max(wait, asked)
                 if wait >= remaining:  # no time left to wait for: give this group up now
                     break
-                metrics.RETRIES.labels(failed.deployment.provider, metrics.error_label(error)).inc()
-                ctx.retries += 1
-                await self.sleep(wait)
+                await self._wait(wait, failed.deployment.provider, last, ctx)
             tried.add(slot.deployment_key)
             try:
                 return await self._attempt(slot, events, ctx, attempt, deadline), slot.job
@@ -180,13 +187,26 @@ class Dispatcher:
                 self._count_failure(slot, exc, ctx)
                 if not exc.retryable or events.sent:
                     raise
-                last = (exc, slot)
+                last, failed = exc, slot
         if last is None:
             raise UpstreamTimeout(
                 f"{group.model} did not finish within {self.timeout_seconds:g} s.",
                 origin="provider",
             )
-        raise last[0]
+        raise last
+
+    def _backoff(self, retry: int) -> float:
+        policy = self.policy
+        return backoff_delay(
+            retry, policy.backoff_base_seconds, policy.backoff_max_seconds, self.rand
+        )
+
+    async def _wait(
+        self, seconds: float, provider: str, error: GatewayError, ctx: RequestContext
+    ) -> None:
+        metrics.RETRIES.labels(provider, metrics.error_label(error)).inc()
+        ctx.retries += 1
+        await self.sleep(seconds)
 
     async def _attempt(
         self,

@@ -11,6 +11,7 @@
         models: [openai/gpt-image-1]  # optional, else every card of its provider
         weight: 3                     # for the weighted strategy
         timeout_seconds: 120          # each attempt on it
+        max_in_flight: 8              # edits at once, per process (then the next deployment)
     routes:
       flux-kontext:                   # what clients send as model
         strategy: round_robin         # optional, else routing_strategy
@@ -60,6 +61,7 @@ class DeploymentConfig(BaseModel):
     models: list[str] | None = None
     weight: int = Field(1, ge=1, le=1000)
     timeout_seconds: float | None = Field(None, gt=0)
+    max_in_flight: int | None = Field(None, ge=1, le=100_000)
 
     @field_validator("base_url")
     @classmethod
@@ -99,6 +101,7 @@ class ExtraDeployment:
     cards: frozenset[str]
     weight: int
     timeout_seconds: float | None
+    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ def _parse_deployments(
                 cards,
                 entry.weight,
                 entry.timeout_seconds,
+                entry.max_in_flight,
             )
         )
     return out

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from imagegate.catalog.cards import ModelCard
-from imagegate.core.errors import NotFound
+from imagegate.core.errors import NotFound, ServiceUnavailable
 from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment, EditJob
 from imagegate.routing.balance import Balancer, Strategy
@@ -106,13 +106,25 @@ class Router:
         self, group: str, strategy: Strategy, slots: Sequence[Slot], tried: Collection[str]
     ) -> Slot:
         """The slot for the next attempt: one not in cooldown and not yet tried by this request
-        if there is one, else any not in cooldown, else the one whose cooldown ends first."""
-        ready = [slot for slot in slots if not self.cooldowns.cooling(slot.deployment_key)]
+        if there is one, else any not in cooldown, else the one whose cooldown ends first.
+        Deployments at their ``max_in_flight`` are passed over; if all are, 503."""
+        open_ = [slot for slot in slots if not self._full(slot.deployment)]
+        if not open_:
+            raise ServiceUnavailable(
+                "Every deployment of this model is at its max_in_flight; try again shortly.",
+                code="deployments_busy",
+                headers={"Retry-After": "1"},
+            )
+        ready = [slot for slot in open_ if not self.cooldowns.cooling(slot.deployment_key)]
         fresh = [slot for slot in ready if slot.deployment_key not in tried]
         pool = fresh or ready
         if not pool:
-            return min(slots, key=lambda slot: self.cooldowns.ends(slot.deployment_key))
+            return min(open_, key=lambda slot: self.cooldowns.ends(slot.deployment_key))
         return self.balancer.choose(group, strategy, pool)
+
+    def _full(self, deployment: Deployment) -> bool:
+        cap = deployment.max_in_flight
+        return cap is not None and self.balancer.in_flight(deployment.key) >= cap
 
     async def aclose(self) -> None:
         for deployment in self._deployments:
