@@ -50,6 +50,7 @@ log = logging.getLogger("imagegate.routing")
 
 Attempt = Callable[[EditJob, Deployment, EventSink], Awaitable[EditResult]]
 AUTH_FAILED = "provider_auth_failed"
+ATTEMPT_GRACE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,11 @@ class Dispatcher:
     ) -> EditResult:
         deployment, job = slot.deployment, slot.job
         remaining = deadline - self.clock()
-        budget = min(deployment.timeout_seconds, remaining)
+        # Queued providers enforce their deployment's timeout themselves (and cancel the job
+        # upstream when it passes): a little grace lets their own, clearer, error come first.
+        # This cut is the backstop for the others.
+        own = deployment.timeout_seconds
+        budget = min(own + min(ATTEMPT_GRACE_SECONDS, own / 4), remaining)
         ctx.attempts += 1
         ctx.provider = deployment.provider
         ctx.deployment = deployment.name
@@ -233,7 +238,7 @@ class Dispatcher:
             whose = "the request's" if budget == remaining else f"deployment {deployment.name}'s"
             raise UpstreamTimeout(
                 f"{job.card.id} did not finish within {whose} deadline of "
-                f"{(self.timeout_seconds if budget == remaining else budget):g} s.",
+                f"{(self.timeout_seconds if budget == remaining else own):g} s.",
                 origin="provider",
             ) from None
         except GatewayError:

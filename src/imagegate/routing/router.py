@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from imagegate.catalog.cards import ModelCard
-from imagegate.core.errors import NotFound, ServiceUnavailable
+from imagegate.core.errors import ServiceUnavailable
 from imagegate.core.redact import register_secret
 from imagegate.providers.base import Deployment, EditJob
 from imagegate.routing.balance import Balancer, Strategy
@@ -79,18 +79,6 @@ class Router:
 
     def fallbacks_of(self, card_id: str) -> tuple[str, ...]:
         return self.plan.fallbacks.get(card_id, ())
-
-    def pick(self, card: ModelCard) -> Deployment:
-        """The deployment the next edit of ``card`` goes to (cooldowns and strategy applied)."""
-        deployments = self.deployments(card)
-        if not deployments:
-            raise NotFound(
-                f"{card.id} is in the catalog, but its provider {card.provider!r} is not "
-                "configured on this gateway (so /v1/models does not list it).",
-                param="model",
-                code="model_not_available",
-            )
-        return deployments[0]
 
     def slots(self, jobs: Sequence[EditJob], weights: dict[str, int] | None = None) -> list[Slot]:
         """Every (job, deployment) pair of these candidate jobs, weighted by target weight
