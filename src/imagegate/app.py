@@ -27,7 +27,11 @@ from imagegate.core.memory import MemoryGate
 from imagegate.core.redact import register_secret
 from imagegate.drain import DRAIN_FILE_ENV, Drain
 from imagegate.providers.base import Deployment, ProviderRegistry
+from imagegate.providers.clients import upstream_client
 from imagegate.providers.specs import SPECS
+from imagegate.routing.cooldown import Cooldowns
+from imagegate.routing.dispatch import RetryPolicy
+from imagegate.routing.plan import RoutingPlan, parse_plan
 from imagegate.routing.router import Router
 from imagegate.service import EditService
 from imagegate.wire.fetch import ImageFetcher
@@ -63,9 +67,62 @@ def _check_default_model(settings: Settings, catalog: Catalog) -> None:
         )
 
 
-def enabled_providers(settings: Settings) -> set[str]:
-    """The providers this configuration turns on; their models are the ones served."""
+def keyed_providers(settings: Settings) -> set[str]:
+    """The providers whose own settings (their key) turn them on."""
     return {spec.name for spec in SPECS if spec.enabled(settings)}
+
+
+def enabled_providers(settings: Settings) -> set[str]:
+    """The providers this configuration turns on (by their key, or by a ``deployments`` entry
+    in the config file); their models are the ones served."""
+    providers = keyed_providers(settings)
+    names = {spec.name for spec in SPECS}
+    for raw in settings.deployments:  # checked whole by build_plan
+        if isinstance(raw, dict) and raw.get("provider") in names:
+            providers.add(str(raw["provider"]))
+    return providers
+
+
+def build_plan(settings: Settings, catalog: Catalog) -> RoutingPlan:
+    """The config file's deployments, routes and fallbacks, checked against the catalog."""
+    return parse_plan(
+        settings, catalog, keyed_providers(settings), known=[spec.name for spec in SPECS]
+    )
+
+
+async def build_deployments(
+    settings: Settings, plan: RoutingPlan, guard: ImageFetcher
+) -> list[Deployment]:
+    """Each keyed provider's own deployment (named ``default``), then the config file's, each
+    with its own pooled client; result URLs off a provider's origin pass ``guard``."""
+    keyed = keyed_providers(settings)
+    deployments: list[Deployment] = []
+    for spec in SPECS:
+        if spec.name in keyed:
+            deployments += [replace(d, guard=guard) for d in spec.deployments(settings)]
+    for extra in plan.deployments:
+        spec = next(spec for spec in SPECS if spec.name == extra.provider)
+        # The provider's own deployment carries what its adapter reads from the settings (API
+        # version, poll intervals); an extra one differs in URL, key, cards, weight, timeout.
+        template = spec.deployments(settings)[0]
+        if template.client is not None:
+            await template.client.aclose()
+        base_url = extra.base_url or template.base_url
+        deployments.append(
+            replace(
+                template,
+                name=extra.name,
+                base_url=base_url,
+                api_key=extra.api_key or template.api_key,
+                cards=extra.cards,
+                weight=extra.weight,
+                timeout_seconds=extra.timeout_seconds or template.timeout_seconds,
+                max_in_flight=extra.max_in_flight,
+                client=upstream_client(settings, base_url),
+                guard=guard,
+            )
+        )
+    return deployments
 
 
 def build_store(settings: Settings) -> StateStore:
@@ -82,6 +139,7 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
     app gets a fresh ``Drain`` that nothing flips, as under a test client."""
     settings = settings or Settings()
     catalog = build_catalog(settings)
+    plan = build_plan(settings, catalog)
     allowed_networks = parse_networks(settings.fetch_allow_networks)
     # Pillow refuses to decode past this; our header check refuses earlier with a clear message.
     Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
@@ -105,13 +163,20 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
         )
         app.state.fetcher = fetcher
         registry = ProviderRegistry()
-        deployments: list[Deployment] = []
+        enabled = enabled_providers(settings)
         for spec in SPECS:
-            if spec.enabled(settings):
+            if spec.name in enabled:
                 registry.register(spec.build(settings))
-                # Result URLs off a provider's own origin pass the same guard as image_urls.
-                deployments += [replace(d, guard=fetcher) for d in spec.deployments(settings)]
-        router = Router(deployments)
+        # Result URLs off a provider's own origin pass the same guard as image_urls.
+        router = Router(
+            await build_deployments(settings, plan, fetcher),
+            plan,
+            cooldowns=Cooldowns(
+                settings.cooldown_failures,
+                settings.cooldown_seconds,
+                settings.cooldown_max_seconds,
+            ),
+        )
         store = app.state.store = build_store(settings)
         accounts = AccountsHook(
             store,
@@ -125,6 +190,11 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
             router,
             timeout_seconds=settings.request_timeout_seconds,
             hooks=[accounts, metrics.MetricsHook()],
+            retry=RetryPolicy(
+                settings.retries,
+                settings.retry_backoff_base_seconds,
+                settings.retry_backoff_max_seconds,
+            ),
         )
         app.state.ready = True
         try:

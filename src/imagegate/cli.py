@@ -277,12 +277,24 @@ def _pick_http() -> str:
 
 
 def _models(settings: Settings, *, as_json: bool) -> int:
-    from imagegate.app import build_catalog, enabled_providers
+    from imagegate.app import build_catalog, build_plan, enabled_providers
     from imagegate.catalog.sizing import describe_sizing
 
     catalog = build_catalog(settings)
+    plan = build_plan(settings, catalog)
     providers = enabled_providers(settings)
     cards = [card for card in catalog.cards() if card.provider in providers]
+    routes = [
+        {
+            "id": route.name,
+            "route": {
+                "strategy": route.strategy,
+                "targets": [card for card, _ in route.targets],
+                "fallbacks": list(route.fallbacks),
+            },
+        }
+        for route in plan.routes.values()
+    ]
     if as_json:
         out = [
             {
@@ -295,6 +307,7 @@ def _models(settings: Settings, *, as_json: bool) -> int:
             }
             for card in cards
         ]
+        out += routes
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     for card in cards:
@@ -307,12 +320,21 @@ def _models(settings: Settings, *, as_json: bool) -> int:
         aliases = ", ".join(catalog.aliases_of(card.id))
         print(f"{card.id}{f'  (aliases: {aliases})' if aliases else ''}")
         print(f"    {edit}; n {card.n.min}-{card.n.max}; {describe_sizing(card)}")
+    for route in plan.routes.values():
+        print(f"{route.name}  (route, {route.strategy})")
+        print(f"    targets {', '.join(card for card, _ in route.targets)}")
+        if route.fallbacks:
+            print(f"    fallbacks {', '.join(route.fallbacks)}")
     return 0
 
 
 def _check(settings: Settings) -> int:
-    from imagegate.app import build_catalog
+    from imagegate.app import build_catalog, build_plan
 
     catalog = build_catalog(settings)
-    print(f"ok: {len(catalog)} models; auth {'on' if settings.auth_required else 'off'}")
+    plan = build_plan(settings, catalog)
+    print(
+        f"ok: {len(catalog)} models, {len(plan.deployments)} extra deployments, "
+        f"{len(plan.routes)} routes; auth {'on' if settings.auth_required else 'off'}"
+    )
     return 0

@@ -222,6 +222,21 @@ class Settings(BaseSettings):
     models: list[dict[str, Any]] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
 
+    # Routing (imagegate.routing): extra deployments, public route names, fallbacks (config
+    # file only), and how a model's deployments share the load and recover from failures.
+    deployments: list[dict[str, Any]] = Field(default_factory=list)
+    routes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    routing_strategy: Literal["round_robin", "weighted", "least_in_flight"] = "round_robin"
+    # Extra upstream attempts per model after a retryable failure (429, 5xx, timeouts).
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff_base_seconds: float = Field(0.5, ge=0, le=60)
+    retry_backoff_max_seconds: float = Field(8.0, ge=0, le=600)
+    # A deployment that failed this many times in a row (retryably) is skipped for a while.
+    cooldown_failures: int = Field(3, ge=1, le=100)
+    cooldown_seconds: float = Field(30.0, ge=0, le=3600)
+    cooldown_max_seconds: float = Field(300.0, ge=0, le=86400)
+
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, values: object) -> object:
@@ -311,6 +326,15 @@ class Settings(BaseSettings):
     @property
     def auth_required(self) -> bool:
         return self.master_key is not None or bool(self.keys)
+
+
+def env_value(name: str, env_file: Path | None = Path(".env")) -> str | None:
+    """The value of an environment variable a config entry points at (``api_key_env``), from
+    the environment or ``.env``; None when unset or blank."""
+    value = os.environ.get(name)
+    if value is None and env_file is not None and env_file.is_file():
+        value = dotenv_values(env_file).get(name)
+    return value if value and value.strip() else None
 
 
 def _normalized(key: str) -> str:

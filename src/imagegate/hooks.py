@@ -42,6 +42,13 @@ class RequestContext:
     def key_name(self) -> str | None:
         return self.key.name if self.key is not None else None
 
+    # Routing: the deployment and card that served (or last tried) it, how many attempts were
+    # retries, and the model it fell back from (None: it did not fall back).
+    deployment: str | None = None
+    model: str | None = None
+    retries: int = 0
+    fallback_from: str | None = None
+
     def overhead_ms(self, now: float | None = None) -> float:
         """What the gateway itself added so far: elapsed time minus time upstream."""
         elapsed = (now if now is not None else time.perf_counter()) - self.started

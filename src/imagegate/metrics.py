@@ -127,6 +127,24 @@ REDIS_ERRORS = Counter(
     ["operation"],
 )
 
+# Routing (imagegate.routing.dispatch): labels are provider names, error codes, catalog ids or
+# route names, and the config file's deployment names: all bounded by code and config.
+RETRIES = Counter(
+    "imagegate_upstream_retries",
+    "Upstream attempts made again after a retryable failure, by the failure's provider and code.",
+    ["provider", "code"],
+)
+FALLBACKS = Counter(
+    "imagegate_fallbacks",
+    "Requests handed to a fallback model after their model failed retryably.",
+    ["from_model", "to_model"],
+)
+COOLDOWNS = Counter(
+    "imagegate_deployment_cooldowns",
+    "Times a deployment was set aside for a cooldown after failures.",
+    ["provider", "deployment"],
+)
+
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
@@ -193,7 +211,7 @@ class MetricsHook:
     async def after_answer(
         self, ctx: RequestContext, job: EditJob, outcome: EditResult | GatewayError
     ) -> None:
-        model = job.card.id
+        model = ctx.model or job.card.id  # the card that served it (a fallback's, maybe)
         provider = ctx.provider or job.card.provider
         now = time.perf_counter()
         IMAGES.labels(model, provider, "in").inc(len(job.request.images))

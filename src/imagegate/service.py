@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -18,13 +17,15 @@ from imagegate.catalog.catalog import Catalog
 from imagegate.catalog.validate import check_editable, check_image_count, validate_request
 from imagegate.core.ceiling import cap_images, price_tier
 from imagegate.core.convert import convert_bytes
-from imagegate.core.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
+from imagegate.core.errors import GatewayError, NotFound
 from imagegate.core.masking import composite_outside_mask
 from imagegate.core.pricing import compute_cost
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.hooks import DispatchHook, RequestContext
-from imagegate.providers.base import EditJob, EventSink, Provider, ProviderRegistry
+from imagegate.providers.base import Deployment, EditJob, EventSink, Provider, ProviderRegistry
+from imagegate.routing.dispatch import Dispatcher, RetryPolicy
+from imagegate.routing.plan import Route
 from imagegate.routing.router import Router
 from imagegate.wire.fields import Fields
 
@@ -42,12 +43,17 @@ class EditService:
         *,
         timeout_seconds: float,
         hooks: Sequence[DispatchHook] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.catalog = catalog
         self.providers = providers
         self.router = router
         self.hooks = tuple(hooks)
         self.timeout_seconds = timeout_seconds
+        # Without a policy (tests that build a service by hand) an edit is tried once.
+        self.dispatcher = Dispatcher(
+            router, retry or RetryPolicy(retries=0), timeout_seconds=timeout_seconds
+        )
 
     # -- what the catalog offers -----------------------------------------------------------
     def available(self, card: ModelCard) -> bool:
@@ -68,13 +74,66 @@ class EditService:
         return card
 
     # -- one edit --------------------------------------------------------------------------
+    def route_cards(self, route: Route) -> list[ModelCard]:
+        return [self.card(card_id) for card_id, _ in route.targets]
+
     def precheck(self, fields: Fields, image_count: int) -> None:
         """Refuse early, before image bytes are decoded or URLs fetched."""
-        card = self.card(fields.model)
-        check_editable(card)
-        check_image_count(card, image_count)
+        route = self.router.route(fields.model)
+        cards = self.route_cards(route) if route is not None else [self.card(fields.model)]
+        first: GatewayError | None = None
+        for card in cards:  # a route passes if one of its targets can take it
+            try:
+                check_editable(card)
+                check_image_count(card, image_count)
+                return
+            except GatewayError as exc:
+                first = first or exc
+        assert first is not None
+        raise first
 
     def prepare(self, request: EditRequest, request_id: str = "") -> EditJob:
+        """The job for the model the client named, with every other model that may serve it
+        (a route's other targets, then fallbacks), each checked against its own card; those
+        that cannot honour the request are left out and named in ``unfit``."""
+        route = self.router.route(request.model)
+        if route is None:
+            job = self._prepare_one(request, request_id)
+            others: list[EditJob] = []
+            unfit: list[str] = []
+            fallback_ids = self.router.fallbacks_of(job.card.id)
+        else:
+            targets, unfit, first = self._fit(
+                [card for card, _ in route.targets], request, request_id
+            )
+            if not targets:
+                assert first is not None
+                raise first  # what the first target said is wrong with the request
+            job, others = targets[0], targets[1:]
+            fallback_ids = route.fallbacks
+        fallbacks, unfit_fallbacks, _ = self._fit(list(fallback_ids), request, request_id)
+        return replace(
+            job,
+            fallbacks=tuple(others + fallbacks),
+            route=route.name if route is not None else None,
+            unfit=tuple(unfit + unfit_fallbacks),
+        )
+
+    def _fit(
+        self, card_ids: list[str], request: EditRequest, request_id: str
+    ) -> tuple[list[EditJob], list[str], GatewayError | None]:
+        jobs: list[EditJob] = []
+        unfit: list[str] = []
+        first: GatewayError | None = None
+        for card_id in card_ids:
+            try:
+                jobs.append(self._prepare_one(replace(request, model=card_id), request_id))
+            except GatewayError as exc:
+                first = first or exc
+                unfit.append(f"{card_id}: {exc.message[:160]}")
+        return jobs, unfit, first
+
+    def _prepare_one(self, request: EditRequest, request_id: str) -> EditJob:
         card = self.card(request.model)
         sizing = validate_request(request, card)
         emulated = request.mask if request.mask is not None and not card.edit.mask else None
@@ -109,10 +168,10 @@ class EditService:
             await self.admit(job, ctx)
         outcome: EditResult | GatewayError = _CANCELLED  # unless it ends another way
         try:
-            result = await self._dispatch(job, events, ctx)
-            if job.emulated_mask is not None:
-                await asyncio.to_thread(_apply_mask, result, job, job.emulated_mask)
-            await self._finish(result, job)
+            result, served = await self._dispatch(job, events, ctx)
+            if served.emulated_mask is not None:
+                await asyncio.to_thread(_apply_mask, result, served, served.emulated_mask)
+            await self._finish(result, served)
             outcome = result
             return result
         except GatewayError as exc:
@@ -121,34 +180,13 @@ class EditService:
         finally:
             await self._record(ctx, job, outcome)
 
-    async def _dispatch(self, job: EditJob, events: EventSink, ctx: RequestContext) -> EditResult:
-        provider = self._provider(job.card)
-        deployment = self.router.pick(job.card)
-        ctx.attempts += 1
-        ctx.provider = provider.name
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                return await provider.edit(job, deployment, events)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"{job.card.id} did not finish within {self.timeout_seconds:g} s.",
-                origin="provider",
-            ) from None
-        except GatewayError:
-            raise
-        except Exception:
-            log.exception(
-                "provider %s failed unexpectedly",
-                provider.name,
-                extra={"request_id": job.request_id},
-            )
-            raise InternalError(
-                f"{job.card.id} failed unexpectedly; the error is logged under request id "
-                f"{job.request_id}."
-            ) from None
-        finally:
-            ctx.upstream_seconds += time.perf_counter() - started
+    async def _dispatch(
+        self, job: EditJob, events: EventSink, ctx: RequestContext
+    ) -> tuple[EditResult, EditJob]:
+        return await self.dispatcher.run(job, events, ctx, self._attempt)
+
+    async def _attempt(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult:
+        return await self._provider(job.card).edit(job, deployment, events)
 
     async def _record(
         self, ctx: RequestContext, job: EditJob, outcome: EditResult | GatewayError

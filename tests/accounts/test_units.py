@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from imagegate.accounts.access import allowed
-from imagegate.accounts.budgets import budget_message, period_window
+from imagegate.accounts.budgets import budget_message, hold_for, period_window
 from imagegate.accounts.hook import AccountsHook
 from imagegate.accounts.keyfile import add_key
 from imagegate.accounts.keys import KeyInfo, hash_key, new_key, parse_keys
@@ -169,3 +170,13 @@ def test_the_hold_covers_the_ceiling_and_settles_to_the_cost() -> None:
     result = asyncio.run(svc.run(svc.prepare(request(n=2)), DiscardEvents(), ctx))  # type: ignore[attr-defined]
     spent, held = asyncio.run(store.spent("team", period_window("total")))
     assert spent == pytest.approx(result.cost_usd) and held == 0 and ctx.hold is None
+
+
+def test_the_hold_covers_the_dearest_candidate() -> None:
+    """A route's other targets and fallbacks may serve the request: the hold is the dearest."""
+    svc = service(Scripted())
+    one, two = svc.prepare(request()), svc.prepare(request(n=2))
+    assert cost_ceiling(two) > cost_ceiling(one) > 0
+    assert hold_for(one) == cost_ceiling(one)
+    assert hold_for(replace(one, fallbacks=(two,))) == cost_ceiling(two)
+    assert hold_for(replace(two, fallbacks=(one,))) == cost_ceiling(two)

@@ -118,7 +118,11 @@ def fakes() -> Iterator[dict[str, RunningFake]]:
 def upstream_gateway(
     tmp_path_factory: pytest.TempPathFactory, fakes: dict[str, RunningFake]
 ) -> Iterator[Gateway]:
-    env = {"IMAGEGATE_UPSTREAM_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS)}
+    env = {
+        "IMAGEGATE_UPSTREAM_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT_SECONDS),
+        # Each fault is answered as the provider's own error, once: retries are tests/routing's.
+        "IMAGEGATE_RETRIES": "0",
+    }
     config: dict[str, object] = {}
     for name, item in fakes.items():
         env.update(_provider_env(name, item.base_url))

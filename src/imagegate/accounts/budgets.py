@@ -43,10 +43,9 @@ def period_window(period: Period, now: datetime | None = None) -> PeriodWindow:
 
 
 def hold_for(job: EditJob) -> float:
-    """What a request holds against its key's budget: the most it can cost.
-
-    One place to widen the hold (e.g. to the dearest of a model's fallbacks)."""
-    return max(0.0, cost_ceiling(job))
+    """What a request holds against its key's budget: the most it can cost, whichever of its
+    candidates (a route's targets, fallbacks) ends up serving it."""
+    return max(0.0, *(cost_ceiling(candidate) for candidate in job.candidates()))
 
 
 def iso(moment: datetime) -> str:

@@ -18,6 +18,7 @@ from imagegate.api.streaming import stream_response
 from imagegate.core.errors import GatewayError, InvalidRequest
 from imagegate.core.response import images_body
 from imagegate.core.result import EditResult
+from imagegate.hooks import RequestContext
 from imagegate.providers.base import DiscardEvents
 from imagegate.wire.body import read_edit_request
 from imagegate.wire.pacing import paced
@@ -72,19 +73,36 @@ async def create_image_edit(
             provider=outcome.provider, cost_usd=outcome.cost_usd, output_images=len(outcome.images)
         )
 
+    if job.route is not None:
+        fields["route"] = job.route
+    if job.unfit:  # candidates left out because they cannot honour this request
+        fields["unfit"] = list(job.unfit)
     if edit.stream:
         await service.admit(job, ctx)  # refused here, it is a 4xx, not an error event
         response = stream_response(
             service, job, created, settings.stream_keepalive_seconds, record, ctx
         )
-        # Known from the card before the first event, as a JSON answer knows it from the result.
-        response.headers["x-imagegate-provider"] = job.card.provider
+        # The headers leave before the provider is chosen for good; they are sure only when
+        # one provider can serve it. The completed events say who did, in any case.
+        providers = {candidate.card.provider for candidate in job.candidates()}
+        if len(providers) == 1:
+            response.headers["x-imagegate-provider"] = job.card.provider
+        if not job.fallbacks:
+            response.headers["x-imagegate-model"] = job.card.id
         return response
     result = await unless_disconnected(request.receive, service.run(job, DiscardEvents(), ctx))
     record(result)
-    return json_response(
-        images_body(result, edit, created), headers={"x-imagegate-provider": result.provider}
-    )
+    return json_response(images_body(result, edit, created), headers=served_headers(result, ctx))
+
+
+def served_headers(result: EditResult, ctx: RequestContext) -> dict[str, str]:
+    """Which card, provider and deployment (the operator's name for it) served the edit."""
+    headers = {"x-imagegate-provider": result.provider, "x-imagegate-model": result.model}
+    if ctx.deployment is not None:
+        headers["x-imagegate-deployment"] = ctx.deployment
+    if ctx.attempts:
+        headers["x-imagegate-attempts"] = str(ctx.attempts)
+    return headers
 
 
 def _content_length(request: Request) -> int | None:

@@ -122,6 +122,13 @@ class RequestContextMiddleware:
             if context.attempts:
                 fields["upstream_ms"] = round(context.upstream_seconds * 1000, 2)
                 fields["overhead_ms"] = context.overhead_ms()
+                fields["attempts"] = context.attempts
+                fields["retries"] = context.retries
+                fields["deployment"] = context.deployment
+                fields["provider"] = context.provider
+                fields["served_model"] = context.model
+                if context.fallback_from is not None:
+                    fields["fallback_from"] = context.fallback_from
             client = scope.get("client")
             # Probes come every few seconds from every load balancer; keep them out of info.
             level = logging.DEBUG if scope.get("path") in _PROBES else logging.INFO

@@ -14,6 +14,7 @@ from imagegate.api.errors import JsonBytes
 from imagegate.api.openapi import MODEL_RESPONSES, MODELS_RESPONSES
 from imagegate.catalog.cards import ModelCard
 from imagegate.catalog.sizing import describe_sizing
+from imagegate.routing.plan import Route
 from imagegate.service import EditService
 
 router = APIRouter()
@@ -44,6 +45,28 @@ def describe_card(card: ModelCard, service: EditService, created: int) -> dict[s
     }
 
 
+def describe_route(route: Route, service: EditService, created: int) -> dict[str, Any]:
+    """A route as a model: its first target's capabilities (each request is checked against
+    every target's own card, so one the first cannot honour may still go to another), and
+    what it routes to."""
+    first = service.card(route.targets[0][0])
+    described = describe_card(first, service, created)
+    targets = ", ".join(card for card, _ in route.targets)
+    described.update(
+        id=route.name,
+        owned_by="imagegate",
+        aliases=[],
+        description=f"A route over {targets} ({route.strategy.replace('_', ' ')}); its "
+        f"capabilities are {first.id}'s.",
+        route={
+            "strategy": route.strategy,
+            "targets": [{"model": card, "weight": weight} for card, weight in route.targets],
+            "fallbacks": list(route.fallbacks),
+        },
+    )
+    return described
+
+
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
     """Drop empty lists and mappings: a card says what a model takes, not what it doesn't."""
     return {key: value for key, value in values.items() if value not in ([], {})}
@@ -56,10 +79,13 @@ async def list_models(request: Request, service: ServiceDep) -> Response:
     created: int = request.app.state.started_at
     key = calling_key(request)
     cards = service.listed_cards()
+    routes = list(service.router.plan.routes.values())
     if key is not None and not key.master:  # a virtual key sees the models it may use
         aliases = service.catalog.aliases_of
         cards = [card for card in cards if allowed(key.models, card.id, *aliases(card.id))]
+        routes = [route for route in routes if allowed(key.models, route.name)]
     data = [describe_card(card, service, created) for card in cards]
+    data += [describe_route(route, service, created) for route in routes]
     return JsonBytes(orjson.dumps({"object": "list", "data": data}))
 
 
@@ -70,5 +96,9 @@ async def list_models(request: Request, service: ServiceDep) -> Response:
     responses=MODEL_RESPONSES,
 )
 async def get_model(model_id: str, request: Request, service: ServiceDep) -> Response:
+    created = request.app.state.started_at
+    route = service.router.route(model_id)
+    if route is not None:
+        return JsonBytes(orjson.dumps(describe_route(route, service, created)))
     card = service.card(model_id)
-    return JsonBytes(orjson.dumps(describe_card(card, service, request.app.state.started_at)))
+    return JsonBytes(orjson.dumps(describe_card(card, service, created)))

@@ -131,7 +131,8 @@ def images_body(result: EditResult, request: EditRequest, created: int) -> Body:
             _image_entry(_SLOT.format(index), image, response_format)
             for index, image in enumerate(result.images)
         ],
-        "model": result.model,
+        "model": result.model,  # the card that served it (a route's target, a fallback)
+        "provider": result.provider,
     }
     if result.images:
         sizes = {image.size for image in result.images}
@@ -199,6 +200,9 @@ def completed_event_bodies(
             "type": "image_edit.completed",
             **_event_common(image, result.quality, result.background, created),
             "usage": usage,
+            # Who served it: a stream's headers left before the provider was chosen for good.
+            "model": result.model,
+            "provider": result.provider,
         }
         yield _event("image_edit.completed", payload, [image])
 

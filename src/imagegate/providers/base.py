@@ -40,6 +40,16 @@ class EditJob:
     # A mask the provider is not sent (its model takes none): the service applies it to the
     # result afterwards. ``request.mask`` is then None.
     emulated_mask: ImageInput | None = None
+    # Other models that may serve this request, each already checked against its own card:
+    # a route's other targets, then fallbacks (routing/dispatch.py says when each is tried).
+    # A budget hold covers the dearest of the job and these.
+    fallbacks: tuple[EditJob, ...] = ()
+    route: str | None = None  # the route name the client sent, when it sent one
+    # Candidates that could not honour the request, with why (for the log line).
+    unfit: tuple[str, ...] = ()
+
+    def candidates(self) -> tuple[EditJob, ...]:
+        return (self, *self.fallbacks)
 
 
 class GuardedFetch(Protocol):
@@ -65,8 +75,15 @@ class Deployment:
     timeout_seconds: float = 600.0
     options: Mapping[str, str] = field(default_factory=dict)
     cards: frozenset[str] = frozenset()
+    weight: int = 1  # its share under the weighted strategy
+    max_in_flight: int | None = None  # edits it may run at once in this process (None: any)
     client: httpx.AsyncClient | None = field(default=None, repr=False, compare=False)
     guard: GuardedFetch | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Unique among all deployments: where cooldowns and in-flight counts are kept."""
+        return f"{self.provider}:{self.name}"
 
     def secret(self) -> str:
         return self.api_key.get_secret_value() if self.api_key is not None else ""
