@@ -22,6 +22,7 @@ errors fails the run.
 
     apt-get install -y wrk        # the load tool (Debian/Ubuntu)
     .venv/bin/python bench/passthrough.py [--rounds 40] [--duration 10] [--out FILE]
+        [--baseline COMMIT]   # also that commit's gateway, as a 4th arm in the same run
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ MASTER_KEY = "sk-bench-master-0123456789"
 PNG_B64 = b"iVBORw0KGgo"
 POLL_SECONDS = 0.05  # fal: the gateway's first poll interval, and the direct client's
 GATEWAY_CORE, CLIENT_CORE = 0, 1
+GATEWAYS = ("imagegate", "baseline")  # arms sent the client's (OpenAI) shape
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -397,12 +399,12 @@ def sequential(
     cpu: dict[str, float] = {arm: 0.0 for arm in servers}
     arms = list(clients)
     for arm in arms:  # warm: connections, caches, lazy imports
-        call = work.gateway if arm == "imagegate" else work.upstream
+        call = work.gateway if arm in GATEWAYS else work.upstream
         clients[arm].run(call)
     for index in range(rounds):
         order = arms[index % len(arms) :] + arms[: index % len(arms)]
         for arm in order:
-            call = work.gateway if arm == "imagegate" else work.upstream
+            call = work.gateway if arm in GATEWAYS else work.upstream
             server = servers.get(arm)
             before = server.cpu_seconds() if server else 0.0
             elapsed, _ = clients[arm].run(call)
@@ -482,6 +484,17 @@ def machine() -> str:
     )
 
 
+def baseline_source(ref: str, tmp: Path) -> Path:
+    """The ``src`` of another commit (``git archive``), served by this venv as a baseline."""
+    where = tmp / "baseline"
+    where.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", ref, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
+    return where / "src"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=40, help="sequential rounds per workload")
@@ -491,9 +504,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="run workloads whose name has this")
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
     parser.add_argument(
-        "--gateway-command",
-        default=f"{PYTHON} -m imagegate serve",
-        help="how to start the gateway (e.g. another checkout's venv, as a baseline)",
+        "--baseline", help="also run the gateway of this git commit (same venv), as a 4th arm"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -504,59 +515,45 @@ def main() -> None:
     large = [noise_png(1830, seed) for seed in range(16)]
     works = workloads(small, large, set(args.only or ()))
     tmp = Path(tempfile.mkdtemp(prefix="imagegate-bench-"))
-    fake_port, floor_port, gate_port = free_port(), free_port(), free_port()
+    fake_port = free_port()
     fake_url = f"http://127.0.0.1:{fake_port}"
     servers: dict[str, Server] = {}
+    fake: Server | None = None
     try:
         env = base_env()
-        fake = start(
-            "fake",
-            [
-                PYTHON,
-                str(HERE / "fastfake.py"),
-                "--port",
-                str(fake_port),
-                "--latency-ms",
-                str(args.latency_ms),
-            ],
-            fake_port,
-            CLIENT_CORE,
-            env,
-            tmp / "fake.log",
-            "/",
-        )
+        fake_argv = [PYTHON, str(HERE / "fastfake.py"), "--port", str(fake_port)]
+        fake_argv += ["--latency-ms", str(args.latency_ms)]
+        fake = start("fake", fake_argv, fake_port, CLIENT_CORE, env, tmp / "fake.log", "/")
+        port = free_port()
+        floor_argv = [PYTHON, str(HERE / "floor.py"), "--port", str(port), "--upstream", fake_url]
         servers["floor"] = start(
-            "floor",
-            [PYTHON, str(HERE / "floor.py"), "--port", str(floor_port), "--upstream", fake_url],
-            floor_port,
-            GATEWAY_CORE,
-            env,
-            tmp / "floor.log",
-            "/readyz",
+            "floor", floor_argv, port, GATEWAY_CORE, env, tmp / "floor.log", "/readyz"
         )
         gate_env, config = gateway_settings(fake_url)
-        argv = [*args.gateway_command.split(), "--host", "127.0.0.1", "--port", str(gate_port)]
-        if config is not None:
-            import yaml
+        gateways = {"imagegate": env}
+        if args.baseline:
+            source = baseline_source(args.baseline, tmp)
+            gateways["baseline"] = {**env, "PYTHONPATH": str(source)}
+        for name, arm_env in gateways.items():
+            port = free_port()
+            argv = [PYTHON, "-m", "imagegate", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            if config is not None:
+                import yaml
 
-            path = tmp / "gateway.yaml"
-            path.write_text(yaml.safe_dump(config))
-            argv += ["--config", str(path)]
-        servers["imagegate"] = start(
-            "imagegate",
-            argv,
-            gate_port,
-            GATEWAY_CORE,
-            {**env, **gate_env},
-            tmp / "gateway.log",
-            "/readyz",
-        )
-        clients = {
-            "direct": Client("direct", fake_port),
-            "floor": Client("floor", floor_port),
-            "imagegate": Client("imagegate", gate_port),
-        }
-        ports = {"direct": fake_port, "floor": floor_port, "imagegate": gate_port}
+                path = tmp / f"{name}.yaml"
+                path.write_text(yaml.safe_dump(config))
+                argv += ["--config", str(path)]
+            servers[name] = start(
+                name,
+                argv,
+                port,
+                GATEWAY_CORE,
+                {**arm_env, **gate_env},
+                tmp / f"{name}.log",
+                "/readyz",
+            )
+        ports = {"direct": fake_port, **{name: s.port for name, s in servers.items()}}
+        clients = {arm: Client(arm, port) for arm, port in ports.items()}
         seq: dict[str, Seq] = {}
         for work in works:
             rounds = max(5, args.rounds // work.rounds_divisor)
@@ -570,16 +567,13 @@ def main() -> None:
                 continue
             for arm, port in ports.items():
                 print(f"{work.name}: wrk -c16 against {arm}", flush=True)
-                call = work.gateway if arm == "imagegate" else work.upstream
+                call = work.gateway if arm in GATEWAYS else work.upstream
                 loads[work.name, arm] = load(arm, port, call, args.duration, tmp, servers.get(arm))
-        peak = (
-            {
-                name: max((r.peak_rss or 0) for (_, arm), r in loads.items() if arm == name)
-                for name in servers
-            }
+        peak = {
+            name: max((r.peak_rss or 0) for (_, arm), r in loads.items() if arm == name)
+            for name in servers
             if loads
-            else {}
-        )
+        }
         print(f"idle {args.idle:g} s for the RSS after load", flush=True)
         time.sleep(args.idle)
         after = {name: server.status("VmRSS") for name, server in servers.items()}
@@ -590,7 +584,7 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.stop()
-        if "fake" in locals():
+        if fake is not None:
             fake.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -607,55 +601,61 @@ def render(
 ) -> str:
     mib = 1024 * 1024
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = f"--rounds {args.rounds} --duration {args.duration:g} --idle {args.idle:g}"
+    command += f" --baseline {args.baseline}" if args.baseline else ""
+    command += f" --latency-ms {args.latency_ms:g}" if args.latency_ms else ""
     lines = [
         f"Run {now} on {machine()}.",
-        f"Command: `.venv/bin/python bench/passthrough.py --rounds {args.rounds} "
-        f"--duration {args.duration:g} --idle {args.idle:g}`"
-        + (f" (fake latency {args.latency_ms:g} ms)" if args.latency_ms else ""),
-        f"Layout: imagegate and floor pinned to core {GATEWAY_CORE}; fake upstream, this "
+        f"Command: `.venv/bin/python bench/passthrough.py {command}`",
+        f"Layout: {', '.join(servers)} pinned to core {GATEWAY_CORE}; the fake upstream, this "
         f"client and wrk on core {CLIENT_CORE}.",
         "",
-        "Sequential, arms interleaved (ms; added = arm p50 - direct p50; CPU = server CPU ms "
-        "per request):",
+        "Sequential, arms interleaved. ms; added = arm p50 - direct p50; vs floor = added / "
+        "floor's added; CPU = the server's CPU ms per request.",
         "",
-        "| workload | upload MB | direct p50 / p99 | floor p50 / p99 | imagegate p50 / p99 "
-        "| floor added p50 | imagegate added p50 | ratio | floor CPU | imagegate CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | arm | p50 | p99 | added p50 | added p99 | vs floor | CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for work in works:
         s = seq[work.name]
-        d, f, g = (s.times[a] for a in ("direct", "floor", "imagegate"))
-        dp, fp, gp = (1000 * statistics.median(x) for x in (d, f, g))
-        ratio = (gp - dp) / (fp - dp) if fp - dp > 0.05 else float("nan")
+        d50 = 1000 * statistics.median(s.times["direct"])
+        d99 = 1000 * pct(s.times["direct"], 99)
+        f_added = 1000 * statistics.median(s.times["floor"]) - d50
         lines.append(
-            f"| {work.name} | {work.upload_bytes / 1e6:.1f} | {dp:.1f} / {1000 * pct(d, 99):.1f} "
-            f"| {fp:.1f} / {1000 * pct(f, 99):.1f} | {gp:.1f} / {1000 * pct(g, 99):.1f} "
-            f"| {fp - dp:.1f} | {gp - dp:.1f} | {ratio:.2f} | {s.cpu_ms['floor']:.1f} "
-            f"| {s.cpu_ms['imagegate']:.1f} |"
+            f"| {work.name} ({work.upload_bytes / 1e6:.1f} MB up) | direct | {d50:.1f} "
+            f"| {d99:.1f} | | | | |"
         )
+        for arm in servers:
+            p50 = 1000 * statistics.median(s.times[arm])
+            p99 = 1000 * pct(s.times[arm], 99)
+            ratio = f"{(p50 - d50) / f_added:.2f}" if arm != "floor" and f_added > 0.05 else ""
+            lines.append(
+                f"| | {arm} | {p50:.1f} | {p99:.1f} | {p50 - d50:.1f} | {p99 - d99:.1f} "
+                f"| {ratio} | {s.cpu_ms[arm]:.1f} |"
+            )
     if loads:
         lines += [
             "",
-            f"wrk, 16 connections, {args.duration:g} s per arm (every answer checked):",
+            f"wrk, 16 connections, {args.duration:g} s per arm (every answer checked); vs floor = "
+            "req/s / floor's req/s, and CPU ms/req / floor's:",
             "",
-            "| workload | arm | req/s | p50 ms | p99 ms | requests | server CPU ms/req "
-            "| peak RSS MiB |",
-            "|---|---|---|---|---|---|---|---|",
+            "| workload | arm | req/s | p50 ms | p99 ms | requests | CPU ms/req "
+            "| peak RSS MiB | vs floor req/s | vs floor CPU |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for (name, arm), result in loads.items():
-            cpu = f"{result.cpu_ms:.1f}" if result.cpu_ms is not None else "-"
-            rss = f"{result.peak_rss / mib:.0f}" if result.peak_rss else "-"
+            cpu = f"{result.cpu_ms:.1f}" if result.cpu_ms is not None else ""
+            rss = f"{result.peak_rss / mib:.0f}" if result.peak_rss else ""
+            vs_rps = vs_cpu = ""
+            floor = loads.get((name, "floor"))
+            if arm in GATEWAYS and floor is not None:
+                vs_rps = f"{result.rps / floor.rps:.2f}"
+                vs_cpu = f"{(result.cpu_ms or 0) / (floor.cpu_ms or 1):.2f}"
             lines.append(
                 f"| {name} | {arm} | {result.rps:.1f} | {result.p50_ms:.1f} "
-                f"| {result.p99_ms:.1f} | {result.requests} | {cpu} | {rss} |"
+                f"| {result.p99_ms:.1f} | {result.requests} | {cpu} | {rss} | {vs_rps} "
+                f"| {vs_cpu} |"
             )
-        lines += ["", "| workload | imagegate/floor req/s | imagegate/floor CPU ms/req |"]
-        lines.append("|---|---|---|")
-        for work in works:
-            if (work.name, "floor") in loads:
-                fl, gw = loads[work.name, "floor"], loads[work.name, "imagegate"]
-                cpu_ratio = (gw.cpu_ms or 0) / (fl.cpu_ms or 1)
-                lines.append(f"| {work.name} | {gw.rps / fl.rps:.2f} | {cpu_ratio:.2f} |")
     lines += [
         "",
         "| server | ready after start ms | RSS idle MiB | peak RSS under load MiB "
@@ -663,7 +663,7 @@ def render(
         "|---|---|---|---|---|---|",
     ]
     for name, server in servers.items():
-        top = f"{peak[name] / mib:.0f}" if name in peak else "-"
+        top = f"{peak[name] / mib:.0f}" if name in peak else ""
         lines.append(
             f"| {name} | {1000 * server.ready_seconds:.0f} | {idle[name] / mib:.0f} | {top} "
             f"| {after[name] / mib:.0f} | {after[name] / idle[name]:.2f} |"
