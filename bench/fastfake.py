@@ -35,7 +35,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-RESULT_SIDE = 720  # a 720x720 noise PNG: about 1.5 MB, 2 MB as base64
+RESULT_SIDE = 1024  # a 1024x1024 noise PNG: about 1.5 MB, 2 MB as base64
 _STREAM_MARK = b'name="stream"\r\n\r\ntrue'
 _MAX_JOBS = 10_000  # queued jobs remembered at once; the oldest are dropped past it
 

@@ -341,6 +341,7 @@ def start(
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.request("GET", ready)
             if conn.getresponse().status in (200, 404):
+                print(f"{name}: pid {process.pid}, port {port}", flush=True)
                 return Server(name, port, process, time.perf_counter() - started)
         except OSError:
             pass

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-PIECE_BYTES = 1 << 20  # what one write hands the transport: bounds its buffer, few trips
+PIECE_BYTES = 1 << 18  # what one write hands the transport: bounds its buffer, few trips
 
 _ESCAPES = {'"': "%22", "\\": "\\\\"} | {chr(c): f"%{c:02X}" for c in range(0x20) if c != 0x1B}
 _ESCAPE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
