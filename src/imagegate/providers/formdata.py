@@ -77,6 +77,14 @@ class FormBody:
                 yield data[start : start + PIECE_BYTES]
         yield bytes(head + b"--" + self.boundary + b"--\r\n")
 
+    def close(self) -> None:
+        """Let go of the images now: httpx's request and response objects can outlive the
+        edit in reference cycles, and through this body they would pin megabytes each."""
+        for piece in self._pieces:
+            if isinstance(piece, memoryview):
+                piece.release()
+        self._pieces = []
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for piece in self._pieces:
             # h11 and the transport take any buffer; a memoryview saves copying the image here.

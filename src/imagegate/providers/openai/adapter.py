@@ -67,10 +67,14 @@ class OpenAIProvider:
             FormFile(part.name, part.filename, part.content_type, part.image.view())
             for part in form.files
         ]
-        request = self.build_request(deployment, form, FormBody(form.fields, files), job.request_id)
-        if form.stream:
-            return await self._streamed(job, deployment, request, events)
-        response = await self.upstream.send(deployment, request)
+        body = FormBody(form.fields, files)
+        try:
+            request = self.build_request(deployment, form, body, job.request_id)
+            if form.stream:
+                return await self._streamed(job, deployment, request, events)
+            response = await self.upstream.send(deployment, request)
+        finally:
+            body.close()
         answer = self._answer(response.content, job)
         return await self._result(job, deployment, answer)
 
