@@ -560,7 +560,7 @@ def main() -> None:
             rounds = max(5, args.rounds // work.rounds_divisor)
             print(f"{work.name}: {rounds} interleaved rounds", flush=True)
             seq[work.name] = sequential(work, rounds, clients, servers)
-        time.sleep(1)
+        time.sleep(5)  # idle: what a quiet gateway holds after serving every workload
         idle = {name: server.status("VmRSS") for name, server in servers.items()}
         loads: dict[tuple[str, str], Load] = {}
         for work in works:
