@@ -29,6 +29,7 @@ from imagegate.providers.openai.events import (
     SseDecoder,
     SseEvent,
     StreamError,
+    byte_lines,
     stream_error_status,
     stream_item,
 )
@@ -120,7 +121,7 @@ class OpenAIProvider:
                 answer = self._answer(await response.aread(), job)
                 return await self._result(job, deployment, answer)
             decoder = SseDecoder()
-            async for line in response.aiter_lines():
+            async for line in byte_lines(response.aiter_bytes()):
                 event = decoder.feed(line)
                 if event is not None:
                     await self._on_event(event, job, deployment, events, completed)
@@ -163,7 +164,7 @@ class OpenAIProvider:
             status = stream_error_status(item.error)
             raise self.upstream.status_error(status, item.body(), {}, deployment)
 
-    def _decoded(self, b64: str) -> ResultImage:
+    def _decoded(self, b64: str | memoryview) -> ResultImage:
         try:
             return ResultImage.from_base64(b64)
         except ValueError:
