@@ -606,9 +606,9 @@ def render(
     command += f" --baseline {args.baseline}" if args.baseline else ""
     command += f" --latency-ms {args.latency_ms:g}" if args.latency_ms else ""
     lines = [
-        f"Run {now} on {machine()}.",
-        f"Command: `.venv/bin/python bench/passthrough.py {command}`",
-        f"Layout: {', '.join(servers)} pinned to core {GATEWAY_CORE}; the fake upstream, this "
+        f"- Run: {now} on {machine()}.",
+        f"- Command: `.venv/bin/python bench/passthrough.py {command}`",
+        f"- Layout: {', '.join(servers)} pinned to core {GATEWAY_CORE}; the fake upstream, this "
         f"client and wrk on core {CLIENT_CORE}.",
         "",
         "Sequential, arms interleaved. ms; added = arm p50 - direct p50; vs floor = added / "
