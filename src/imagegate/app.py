@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entrie
 from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
 from imagegate.core.redact import register_secret
+from imagegate.core.trim import malloc_trim, trim_when_idle
 from imagegate.drain import DRAIN_FILE_ENV, Drain
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.clients import upstream_client
@@ -197,9 +199,11 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
             ),
         )
         app.state.ready = True
+        trimmer = asyncio.create_task(trim_when_idle(app.state.memory, malloc_trim()))
         try:
             yield
         finally:
+            trimmer.cancel()
             app.state.ready = False
             await registry.aclose()
             await router.aclose()

@@ -24,6 +24,7 @@ class MemoryGate:
         self.limit = limit
         self.held = 0
         self.peak = 0
+        self.taken = 0  # bytes ever reserved: tells ``core.trim`` whether work happened
 
     def lease(self) -> MemoryLease:
         return MemoryLease(self)
@@ -38,6 +39,7 @@ class MemoryGate:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
         self.held += count
+        self.taken += count
         self.peak = max(self.peak, self.held)
 
     def _give(self, count: int) -> None:

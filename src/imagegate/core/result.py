@@ -20,7 +20,7 @@ class ResultImage:
     width: int
     height: int
     data: bytes | None = None
-    b64: str | None = None
+    b64: str | memoryview | None = None  # a view of the provider's answer (``core.lift``)
     revised_prompt: str | None = None
 
     def __post_init__(self) -> None:
@@ -37,6 +37,8 @@ class ResultImage:
         if self.b64 is None:
             assert self.data is not None
             self.b64 = base64.b64encode(self.data).decode("ascii")
+        if isinstance(self.b64, memoryview):
+            return str(self.b64, "ascii")
         return self.b64
 
     @property
@@ -44,9 +46,20 @@ class ResultImage:
         return f"{self.width}x{self.height}"
 
     @classmethod
-    def from_base64(cls, b64: str, *, revised_prompt: str | None = None) -> ResultImage:
+    def from_base64(
+        cls, b64: str | memoryview, *, revised_prompt: str | None = None
+    ) -> ResultImage:
         """A provider's base64 image, kept as it came: only its header is decoded, to learn the
-        format and size. Raises ``ValueError`` when it is not base64 of a PNG, JPEG or WEBP."""
+        format and size. Raises ``ValueError`` when it is not base64 of a PNG, JPEG or WEBP.
+
+        A memoryview is plain, padded, standard base64 (``core.lift`` checked): kept as it is.
+        """
+        if isinstance(b64, memoryview):
+            try:
+                info = probe(base64.b64decode(b64[:_PROBE_CHARS]), param="result")
+            except (binascii.Error, ValueError, GatewayError):
+                return cls.from_base64(str(b64, "latin-1"), revised_prompt=revised_prompt)
+            return cls(info.format, info.width, info.height, b64=b64, revised_prompt=revised_prompt)
         text = b64.strip()
         head = text[:_PROBE_CHARS]
         head = head[: len(head) - len(head) % 4]

@@ -8,12 +8,12 @@ deployment name, as Azure's own SDK client sends it.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from imagegate.providers.base import Deployment, EditJob
+from imagegate.providers.formdata import FormBody
 from imagegate.providers.openai import errors
 from imagegate.providers.openai.adapter import OpenAIProvider
 from imagegate.providers.openai.convert import EditForm
@@ -29,16 +29,15 @@ class AzureProvider(OpenAIProvider):
         return deployment.options["deployment"]
 
     def build_request(
-        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]], request_id: str
+        self, deployment: Deployment, form: EditForm, body: FormBody, request_id: str
     ) -> httpx.Request:
         name = quote(deployment.options["deployment"], safe="")
         return deployment.http().build_request(
             "POST",
             f"openai/deployments/{name}/images/edits",
             params={"api-version": deployment.options["api_version"]},
-            data=form.fields,
-            files=files,
-            headers=_headers(deployment, request_id),
+            content=body,
+            headers={**_headers(deployment, request_id), **body.headers},
         )
 
 

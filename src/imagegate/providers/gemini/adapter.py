@@ -19,6 +19,7 @@ from imagegate.providers.gemini.convert import (
     RequestBody,
     check_job,
     encode_request,
+    load_answer,
     read_answer,
     read_error,
 )
@@ -61,7 +62,7 @@ class GeminiProvider:
         )
         response = await self.upstream.send(deployment, request)
         try:
-            doc = orjson.loads(response.content)
+            doc = load_answer(response.content)
         except orjson.JSONDecodeError:
             raise self.upstream.malformed("a body that is not JSON") from None
         try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ import orjson
 
 from imagegate.catalog.cards import ModelCard, parse_size
 from imagegate.core.errors import InvalidRequest
+from imagegate.core.lift import loads_lifting
 from imagegate.core.request import SizingRequest
 from imagegate.core.result import EditResult, ResultImage, Usage
 from imagegate.providers.base import EditJob
@@ -216,6 +217,25 @@ def _ratio_order(ratio: str) -> tuple[int, int]:
 
 
 # -- the answer ----------------------------------------------------------------------------------
+def load_answer(body: bytes) -> object:
+    """The answer's JSON, each inline image's base64 a view of ``body`` where it is plain
+    (``core.lift``). Raises ``orjson.JSONDecodeError``."""
+    return loads_lifting(body, "data", _inline_parts)
+
+
+def _inline_parts(doc: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    candidates = doc.get("candidates") if isinstance(doc, dict) else None
+    for candidate in candidates if isinstance(candidates, list) else ():
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            inline = (
+                part.get("inlineData", part.get("inline_data")) if isinstance(part, dict) else None
+            )
+            if isinstance(inline, dict):
+                yield inline, "data"
+
+
 def read_answer(doc: object, model_id: str) -> EditResult | ProviderFailure:
     """The image in a generateContent answer (as the result of the card ``model_id``), or why
     there is none. Raises ``Malformed``."""
@@ -242,8 +262,8 @@ def read_answer(doc: object, model_id: str) -> EditResult | ProviderFailure:
     if image_part is None:
         return _no_image(finish if isinstance(finish, str) else None, texts)
     mime = image_part.get("mimeType", image_part.get("mime_type"))
-    data = image_part.get("data")
-    if not isinstance(data, str) or not data:
+    data = image_part.get("data")  # a view of the answer's bytes when lifted (load_answer)
+    if not isinstance(data, str | memoryview) or not data:
         raise Malformed("an image part without data")
     if mime not in IMAGE_MIME_TYPES:
         raise Malformed(f"an image of type {mime!r} (not PNG, JPEG or WEBP)")

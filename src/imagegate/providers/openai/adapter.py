@@ -1,7 +1,8 @@
 """OpenAI's Images API behind the provider protocol: the one module that sends its requests.
 
 One call per edit: OpenAI takes ``n`` (1-10) itself, so nothing is fanned out. The images are
-streamed into the multipart body from the request's own copy of their bytes, never re-encoded.
+sent in the multipart body from the request's own copy of their bytes (``formdata``), never
+re-encoded or copied first.
 Base64 answers are passed on untouched; URL answers (dall-e-2's default, should OpenAI send
 one although ``b64_json`` was asked) are downloaded before the gateway answers. With
 ``stream=true`` OpenAI's partial images are handed on as they arrive.
@@ -13,14 +14,13 @@ Azure OpenAI (``providers/azure``) is this same adapter with another URL, creden
 from __future__ import annotations
 
 import asyncio
-from contextlib import ExitStack
-from typing import Any
 
 import httpx
 
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.providers.base import Deployment, EditJob, EventSink
 from imagegate.providers.fanout import sum_usage
+from imagegate.providers.formdata import FormBody, FormFile
 from imagegate.providers.openai import convert, errors
 from imagegate.providers.openai.convert import Answer, AnswerImage, EditForm, Malformed
 from imagegate.providers.openai.events import (
@@ -29,6 +29,7 @@ from imagegate.providers.openai.events import (
     SseDecoder,
     SseEvent,
     StreamError,
+    byte_lines,
     stream_error_status,
     stream_item,
 )
@@ -51,30 +52,30 @@ class OpenAIProvider:
         return job.card.upstream_model
 
     def build_request(
-        self, deployment: Deployment, form: EditForm, files: list[tuple[str, Any]], request_id: str
+        self, deployment: Deployment, form: EditForm, body: FormBody, request_id: str
     ) -> httpx.Request:
-        headers = {"Authorization": f"Bearer {deployment.secret()}"}
+        headers = {"Authorization": f"Bearer {deployment.secret()}", **body.headers}
         if request_id:  # OpenAI keeps it with the request: support can find it by our id
             headers["X-Client-Request-Id"] = request_id
         return deployment.http().build_request(
-            "POST", "images/edits", data=form.fields, files=files, headers=headers
+            "POST", "images/edits", content=body, headers=headers
         )
 
     # -- one edit ------------------------------------------------------------------------------
     async def edit(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult:
         form = convert.edit_form(job, model=self.model_field(job, deployment))
-        with ExitStack() as readers:
-            files: list[tuple[str, Any]] = [
-                (
-                    part.name,
-                    (part.filename, readers.enter_context(part.image.open()), part.content_type),
-                )
-                for part in form.files
-            ]
-            request = self.build_request(deployment, form, files, job.request_id)
+        files = [
+            FormFile(part.name, part.filename, part.content_type, part.image.view())
+            for part in form.files
+        ]
+        body = FormBody(form.fields, files)
+        try:
+            request = self.build_request(deployment, form, body, job.request_id)
             if form.stream:
                 return await self._streamed(job, deployment, request, events)
             response = await self.upstream.send(deployment, request)
+        finally:
+            body.close()
         answer = self._answer(response.content, job)
         return await self._result(job, deployment, answer)
 
@@ -120,7 +121,7 @@ class OpenAIProvider:
                 answer = self._answer(await response.aread(), job)
                 return await self._result(job, deployment, answer)
             decoder = SseDecoder()
-            async for line in response.aiter_lines():
+            async for line in byte_lines(response.aiter_bytes()):
                 event = decoder.feed(line)
                 if event is not None:
                     await self._on_event(event, job, deployment, events, completed)
@@ -163,7 +164,7 @@ class OpenAIProvider:
             status = stream_error_status(item.error)
             raise self.upstream.status_error(status, item.body(), {}, deployment)
 
-    def _decoded(self, b64: str) -> ResultImage:
+    def _decoded(self, b64: str | memoryview) -> ResultImage:
         try:
             return ResultImage.from_base64(b64)
         except ValueError:

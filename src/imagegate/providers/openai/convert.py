@@ -18,7 +18,7 @@ Azure deployment of gpt-image-1-mini follows mini's rules):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ import orjson
 
 from imagegate.core.errors import InvalidRequest
 from imagegate.core.images import EXTENSIONS
+from imagegate.core.lift import loads_lifting
 from imagegate.core.request import EditRequest, ImageInput
 from imagegate.core.result import Usage
 from imagegate.providers.base import EditJob
@@ -268,7 +269,7 @@ def file_parts(request: EditRequest) -> list[FilePart]:
 
 @dataclass(frozen=True, slots=True)
 class AnswerImage:
-    b64: str | None = None
+    b64: str | memoryview | None = None  # a view of the answer's bytes when lifted
     url: str | None = None
     revised_prompt: str | None = None
 
@@ -284,13 +285,21 @@ class Answer:
 
 
 def load_json(body: bytes) -> dict[str, Any]:
+    """The answer's JSON; each image's base64 a view of ``body`` where it is plain (lifted)."""
     try:
-        doc = orjson.loads(body)
+        doc = loads_lifting(body, "b64_json", _image_entries)
     except orjson.JSONDecodeError:
         raise Malformed("a body that is not JSON (or is cut short)") from None
     if not isinstance(doc, dict):
         raise Malformed("JSON that is not an object")
     return doc
+
+
+def _image_entries(doc: Any) -> Iterator[tuple[dict[str, Any], str]]:
+    data = doc.get("data") if isinstance(doc, dict) else None
+    for entry in data if isinstance(data, list) else ():
+        if isinstance(entry, dict):
+            yield entry, "b64_json"
 
 
 def parse_answer(doc: Mapping[str, Any], *, gpt_image: bool) -> Answer:
@@ -314,7 +323,7 @@ def _answer_image(entry: object) -> AnswerImage:
         raise Malformed("an image entry that is not an object")
     b64, url = entry.get("b64_json"), entry.get("url")
     revised = text_value(entry.get("revised_prompt"))
-    if isinstance(b64, str) and b64:
+    if isinstance(b64, str | memoryview) and b64:
         return AnswerImage(b64=b64, revised_prompt=revised)
     if isinstance(url, str) and url:
         return AnswerImage(url=url, revised_prompt=revised)
