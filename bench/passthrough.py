@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import hashlib
 import http.client
 import io
 import os
@@ -53,6 +54,9 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 MASTER_KEY = "sk-bench-master-0123456789"
+# The key the gateway arms are sent: a virtual key with limits and a budget on imagegate (its
+# admission and settle go through Redis), the master key of a --baseline commit that has no keys.
+TEAM_KEY = "ig-bench-team-key-0123456789abcdefghijklmnopqrstu"
 PNG_B64 = b"iVBORw0KGgo"
 POLL_SECONDS = 0.05  # fal: the gateway's first poll interval, and the direct client's
 GATEWAY_CORE, CLIENT_CORE = 0, 1
@@ -118,7 +122,7 @@ class Workload:
 
 
 def workloads(small: list[bytes], large: list[bytes], wanted: set[str] | None) -> list[Workload]:
-    auth = {"Authorization": f"Bearer {MASTER_KEY}"}
+    auth = {"Authorization": f"Bearer {TEAM_KEY}"}
     up_auth = {"Authorization": "Bearer sk-bench-upstream"}
 
     def openai_pair(images: list[bytes], extra: Mapping[str, str] = {}) -> tuple[Call, Call]:
@@ -350,18 +354,17 @@ def start(
     raise Failed(f"{name} not ready in 30 s:\n{log.read_text()[-2000:]}")
 
 
-def gateway_settings(fake: str) -> tuple[dict[str, str], dict[str, object] | None]:
-    """imagegate as a team runs it: the environment and the config file (None: no file).
+def gateway_settings(fake: str, redis_url: str) -> tuple[dict[str, str], dict[str, object]]:
+    """imagegate as a team runs it: the environment and the config file.
 
-    Keys, limits and metrics switched on. Metrics are always on (GET /metrics), the master key
-    is set, logs are JSON lines at info.
-    LEAD: when virtual keys land, add here a config ``keys:`` entry (``key_sha256`` of a bench
-    virtual key, rpm / images_per_minute / budget_usd far above the run) and
-    ``IMAGEGATE_REDIS_URL`` (a redis-server started by this script), and send that virtual key
-    from the imagegate arm instead of the master key (``workloads``: ``auth``).
+    Keys, limits and metrics switched on: the arm sends a virtual key with a model list, rpm,
+    images per minute and a monthly budget (all far above the run, so nothing is refused),
+    whose rate windows, budget hold, settle and usage live in Redis (one Lua round trip to
+    admit, one to settle); metrics are always on (GET /metrics); logs are JSON lines at info.
     """
     env = {
         "IMAGEGATE_MASTER_KEY": MASTER_KEY,
+        "IMAGEGATE_REDIS_URL": redis_url,
         "IMAGEGATE_LOG_LEVEL": "info",
         "IMAGEGATE_LOG_FORMAT": "json",
         "IMAGEGATE_FAL_POLL_INTERVAL_SECONDS": str(POLL_SECONDS),
@@ -372,7 +375,42 @@ def gateway_settings(fake: str) -> tuple[dict[str, str], dict[str, object] | Non
         "FAL_KEY": "bench",
         "FAL_BASE_URL": fake,
     }
-    return env, None
+    team = {
+        "name": "bench-team",
+        "key_sha256": hashlib.sha256(TEAM_KEY.encode()).hexdigest(),
+        "models": ["openai/*", "gemini/*", "fal/*"],
+        "rpm": 10_000_000,
+        "images_per_minute": 10_000_000,
+        "budget_usd": 1_000_000.0,
+        "period": "month",
+    }
+    return env, {"keys": [team]}
+
+
+def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server of the bench's own on a free loopback port, beside the client."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is missing: apt-get install -y redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=pin(CLIENT_CORE),
+        cwd=tmp,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return process, port
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise Failed("redis-server did not answer PING within 10 s")
 
 
 def base_env() -> dict[str, str]:
@@ -520,7 +558,9 @@ def main() -> None:
     fake_url = f"http://127.0.0.1:{fake_port}"
     servers: dict[str, Server] = {}
     fake: Server | None = None
+    redis: subprocess.Popen[bytes] | None = None
     try:
+        redis, redis_port = start_redis(tmp)
         env = base_env()
         fake_argv = [PYTHON, str(HERE / "fastfake.py"), "--port", str(fake_port)]
         fake_argv += ["--latency-ms", str(args.latency_ms)]
@@ -530,15 +570,22 @@ def main() -> None:
         servers["floor"] = start(
             "floor", floor_argv, port, GATEWAY_CORE, env, tmp / "floor.log", "/readyz"
         )
-        gate_env, config = gateway_settings(fake_url)
-        gateways = {"imagegate": env}
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        gate_env, config = gateway_settings(fake_url, redis_url)
+        gateways: dict[str, dict[str, str]] = {"imagegate": {**env, **gate_env}}
         if args.baseline:
             source = baseline_source(args.baseline, tmp)
-            gateways["baseline"] = {**env, "PYTHONPATH": str(source)}
+            # A commit from before virtual keys: the team key is its master key, and no config.
+            gateways["baseline"] = {
+                **env,
+                **gate_env,
+                "IMAGEGATE_MASTER_KEY": TEAM_KEY,
+                "PYTHONPATH": str(source),
+            }
         for name, arm_env in gateways.items():
             port = free_port()
             argv = [PYTHON, "-m", "imagegate", "serve", "--host", "127.0.0.1", "--port", str(port)]
-            if config is not None:
+            if name == "imagegate":
                 import yaml
 
                 path = tmp / f"{name}.yaml"
@@ -549,7 +596,7 @@ def main() -> None:
                 argv,
                 port,
                 GATEWAY_CORE,
-                {**arm_env, **gate_env},
+                arm_env,
                 tmp / f"{name}.log",
                 "/readyz",
             )
@@ -587,6 +634,9 @@ def main() -> None:
             server.stop()
         if fake is not None:
             fake.stop()
+        if redis is not None:
+            redis.kill()
+            redis.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

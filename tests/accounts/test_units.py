@@ -21,7 +21,7 @@ from imagegate.accounts.keys import KeyInfo, hash_key, new_key, parse_keys
 from imagegate.accounts.limits import gcra, retry_after_header
 from imagegate.accounts.memory import MemoryStore
 from imagegate.core.ceiling import cost_ceiling
-from imagegate.core.errors import InvalidRequest, PaymentRequired, UpstreamError
+from imagegate.core.errors import InvalidRequest, PaymentRequired, PermissionDenied, UpstreamError
 from imagegate.core.redact import redact
 from imagegate.hooks import RequestContext
 from imagegate.providers.base import DiscardEvents
@@ -180,3 +180,14 @@ def test_the_hold_covers_the_dearest_candidate() -> None:
     assert hold_for(one) == cost_ceiling(one)
     assert hold_for(replace(one, fallbacks=(two,))) == cost_ceiling(two)
     assert hold_for(replace(two, fallbacks=(one,))) == cost_ceiling(two)
+
+
+def test_a_route_is_allowed_by_its_own_name() -> None:
+    """A route's job carries its target's id; the key's list is checked on the route's name too."""
+    job = replace(service(Scripted()).prepare(request()), route="team-edit")
+    hook = AccountsHook(MemoryStore(), hold_seconds=5)
+    by_route = RequestContext("req_route", key=KeyInfo("team", models=("team-edit",)))
+    asyncio.run(hook.before_dispatch(by_route, job))
+    elsewhere = RequestContext("req_route", key=KeyInfo("team", models=("gemini/*",)))
+    with pytest.raises(PermissionDenied, match="may not use the model 'team-edit'"):
+        asyncio.run(hook.before_dispatch(elsewhere, job))

@@ -86,11 +86,13 @@ class AccountsHook:
         key = ctx.key or ANONYMOUS_KEY
         ctx.key = key
         model = job.card.id
-        if not allowed(key.models, model, job.request.model, *self.aliases_of(model)):
+        sent = job.route or job.request.model  # a route's jobs carry their target's id
+        names = (model, sent, *self.aliases_of(model))
+        if not allowed(key.models, *names):
             metrics.EDITS_REFUSED.labels("model_not_allowed").inc()
             raise PermissionDenied(
-                f"This key may not use the model {job.request.model!r}"
-                + (f" ({model})" if job.request.model != model else "")
+                f"This key may not use the model {sent!r}"
+                + (f" ({model})" if sent != model else "")
                 + "; GET /v1/models lists the models it may use.",
                 param="model",
                 code="model_not_allowed",
