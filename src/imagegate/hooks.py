@@ -38,16 +38,16 @@ class RequestContext:
     metadata: Mapping[str, str] | None = None  # the client's `metadata` object
     hold: Hold | None = None  # the budget hold taken before dispatch, until it is settled
 
-    @property
-    def key_name(self) -> str | None:
-        return self.key.name if self.key is not None else None
-
     # Routing: the deployment and card that served (or last tried) it, how many attempts were
     # retries, and the model it fell back from (None: it did not fall back).
     deployment: str | None = None
     model: str | None = None
     retries: int = 0
     fallback_from: str | None = None
+
+    @property
+    def key_name(self) -> str | None:
+        return self.key.name if self.key is not None else None
 
     def overhead_ms(self, now: float | None = None) -> float:
         """What the gateway itself added so far: elapsed time minus time upstream."""
