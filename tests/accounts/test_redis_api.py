@@ -27,7 +27,13 @@ def replicas(
 ) -> Iterator[tuple[Gateway, Gateway]]:
     redis_server.flush()
     tmp = tmp_path_factory.mktemp("replicas")
-    env = {"IMAGEGATE_MASTER_KEY": MASTER_KEY, "IMAGEGATE_REDIS_URL": redis_server.url}
+    env = {
+        "IMAGEGATE_MASTER_KEY": MASTER_KEY,
+        "IMAGEGATE_REDIS_URL": redis_server.url,
+        # A stopped Redis refuses at once; this only keeps a busy CI machine's slow answer from
+        # reading as an outage.
+        "IMAGEGATE_REDIS_TIMEOUT_SECONDS": "3",
+    }
     first = Gateway(tmp, env=env, config=CONFIG).start()
     second = Gateway(tmp, env=env, config=CONFIG).start()
     try:
@@ -102,6 +108,7 @@ def test_redis_outage_closed_answers_503_open_admits_then_recovers(
         "IMAGEGATE_MASTER_KEY": MASTER_KEY,
         "IMAGEGATE_REDIS_URL": redis_server.url,
         "IMAGEGATE_REDIS_FAILURE": "open",
+        "IMAGEGATE_REDIS_TIMEOUT_SECONDS": "3",
     }
     with Gateway(tmp_path, env=env, config=CONFIG) as lenient:
         redis_server.stop()
