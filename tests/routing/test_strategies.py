@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from imagegate.routing.backoff import backoff_delay, retry_after
+from imagegate.providers.upstream import retry_after
+from imagegate.routing.backoff import backoff_delay
 from imagegate.routing.balance import Balancer
 from imagegate.routing.cooldown import Cooldowns
 
@@ -107,4 +108,5 @@ def test_retry_after_header_reading() -> None:
     assert retry_after({"Retry-After": "7"}) == 7
     assert retry_after({"retry-after": "1.5"}) == 1.5
     assert retry_after({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after({"retry-after": "-3"}) is None
     assert retry_after({}) is None

@@ -175,8 +175,8 @@ class Upstream:
                 retryable=False,
             )
         if kind == "rate_limit":
-            retry_after = failure.retry_after or _retry_after(headers)
-            extra = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else {}
+            wait = failure.retry_after or retry_after(headers)
+            extra = {"Retry-After": str(max(1, round(wait)))} if wait else {}
             return RateLimited(
                 f"{name} is rate limiting this gateway: {message}",
                 code="rate_limit_exceeded",
@@ -280,11 +280,15 @@ def _kind_of(status: int) -> FailureKind:
     return "server"
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds a Retry-After asks for: a provider's headers (any case), or a gateway error's
+    as it will answer them. None for none, a negative number, or an HTTP date (rare from these
+    APIs; the caller picks its own delay)."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: rare from these APIs; the client picks its own delay
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,9 +1,10 @@
-"""Waits between attempts: exponential backoff with full jitter, and Retry-After."""
+"""Waits between attempts: exponential backoff with full jitter (Retry-After is read at the
+upstream boundary, ``providers/upstream.retry_after``)."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 
 def backoff_delay(
@@ -14,15 +15,3 @@ def backoff_delay(
     together from coming back together."""
     ceiling = min(cap, base * float(2.0 ** min(retry, 30)))
     return rand() * ceiling
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """The seconds an error's Retry-After asks for (its headers as the gateway answers them)."""
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None

@@ -42,7 +42,8 @@ from imagegate.core.errors import (
 from imagegate.core.result import EditResult, ResultImage
 from imagegate.hooks import RequestContext
 from imagegate.providers.base import Deployment, EditJob, EventSink
-from imagegate.routing.backoff import backoff_delay, retry_after
+from imagegate.providers.upstream import retry_after
+from imagegate.routing.backoff import backoff_delay
 from imagegate.routing.balance import Strategy
 from imagegate.routing.router import Router, Slot
 
