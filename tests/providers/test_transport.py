@@ -715,6 +715,33 @@ def test_an_idle_connection_the_server_closed_is_not_used(arm: Arm, pause: float
     arm.run(main)
 
 
+def test_a_request_the_server_read_and_dropped_is_not_sent_again(arm: Arm) -> None:
+    # The server reads the second request on a kept-alive connection in full, then closes it
+    # unanswered (a crash, a restart). It may have acted on it: an edit is billed. httpx's
+    # transport raises and sends nothing more; a resend would run the edit twice.
+    async def main() -> None:
+        async def script(conn: Conn) -> None:
+            if conn.index == 0:
+                await conn.request()
+                await conn.send(ok(b"first"))
+                await conn.request()  # read in full, then dropped
+            else:
+                await serve(ok(b"answer to a resend"))(conn)
+
+        async with Server(script) as server:
+            client = arm.client()
+            assert (await client.post(server.url + "/1", content=b"edit one")).content == b"first"
+            with pytest.raises(httpx.HTTPError) as caught:
+                await client.post(server.url + "/2", content=b"edit two")
+            assert caught.type is httpx.RemoteProtocolError
+            assert [(q.conn, q.path, q.body) for q in server.requests] == [
+                (0, "/1", b"edit one"),
+                (0, "/2", b"edit two"),
+            ]
+
+    arm.run(main)
+
+
 def test_an_idle_connection_past_keepalive_expiry_is_not_used(arm: Arm) -> None:
     async def main() -> None:
         async with Server(serve(ok(b"a"), ok(b"b"), ok(b"c"))) as server:
