@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from imagegate import __version__
+from imagegate.providers.transport import Http11Transport
 
 if TYPE_CHECKING:
     from imagegate.config import Settings
@@ -20,13 +21,15 @@ def upstream_client(settings: Settings, base_url: str) -> httpx.AsyncClient:
         connect=settings.upstream_connect_timeout_seconds,
         pool=settings.upstream_connect_timeout_seconds,
     )
+    # Environment proxies still apply: httpx mounts its own transport for proxied origins.
+    transport = Http11Transport(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=min(20, settings.upstream_max_connections),
+    )
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=timeout,
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=min(20, settings.upstream_max_connections),
-        ),
+        transport=transport,
         headers={"User-Agent": f"imagegate/{__version__}"},
         follow_redirects=False,
     )

@@ -40,6 +40,8 @@ class FormFile:
 class FormBody:
     """The body, iterable again on every send; ``headers`` carries its type and length."""
 
+    replayable = True  # the transport may send it again when a kept-alive connection was stale
+
     def __init__(
         self,
         fields: Mapping[str, str],
