@@ -40,8 +40,6 @@ class FormFile:
 class FormBody:
     """The body, iterable again on every send; ``headers`` carries its type and length."""
 
-    replayable = True  # the transport may send it again when a kept-alive connection was stale
-
     def __init__(
         self,
         fields: Mapping[str, str],

@@ -18,8 +18,9 @@ come per request in ``request.extensions["timeout"]`` and raise httpx's own exce
 Connections are pooled per origin (``max_connections`` open at most, ``max_keepalive_connections``
 kept idle, each for ``keepalive_expiry`` seconds). One goes back to the pool only when its
 answer was read to the end and both sides allow keep-alive; a cancelled or half-read exchange
-closes it. A request whose kept-alive connection turns out closed before any answer arrived is
-sent once more on a new connection, if its body can be sent again.
+closes it. A kept-alive connection the server closed is seen closed (``connection_lost``) and
+not used again. A request is never sent twice here: a server that read it may have acted on it,
+and whether to try again is the router's decision (``routing.dispatch``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import httpx
 _HIGH_WATER = 1 << 20  # unread answer bytes at which the socket stops being read
 _LOW_WATER = 1 << 18  # ... and starts again
 _NO_BODY_STATUS = frozenset({204, 304})
+_MAX_HEAD = 100 * 1024  # bytes of status line and headers at most (h11's limit too)
 
 Origin = tuple[bytes, str, int]
 
@@ -49,7 +51,12 @@ def _timeout(request: httpx.Request, name: str) -> float | None:
 def _request_head(request: httpx.Request) -> bytes:
     """The request line and headers as they go on the wire."""
     lines = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
+    raw = request.headers.raw
+    # Host first, as RFC 9110 asks of clients (and h11 writes it), wherever the caller set it.
+    ordered = [h for h in raw if h[0].lower() == b"host"] + [
+        h for h in raw if h[0].lower() != b"host"
+    ]
+    for name, value in ordered:
         if _unsafe(name) or _unsafe(value):  # a newline would let a value write a header
             raise httpx.LocalProtocolError(f"Illegal header {name!r}", request=request)
         lines += (name, b": ", value, b"\r\n")
@@ -66,9 +73,23 @@ def _is_chunked(request: httpx.Request) -> bool:
     return "chunked" in encoding.lower()
 
 
-def _replayable(stream: object) -> bool:
-    """A body that can be sent again from its start (bytes, or a body that says so)."""
-    return isinstance(stream, httpx.ByteStream) or bool(getattr(stream, "replayable", False))
+def _check_length(request: httpx.Request, sent: int, *, final: bool) -> None:
+    """A body must be as long as its Content-Length says: more would be read by the server as
+    the start of the next request on the connection, less would leave it waiting for ever."""
+    value = request.headers.get("content-length")
+    if value is None:
+        return
+    declared = int(value) if value.strip().isdigit() else -1
+    if sent > declared:
+        raise httpx.LocalProtocolError("Too much data for declared Content-Length", request=request)
+    if final and sent < declared:
+        raise httpx.LocalProtocolError(
+            "Too little data for declared Content-Length", request=request
+        )
+
+
+class _Refused(Exception):
+    """An answer llhttp would read but this client does not (raised from a parser callback)."""
 
 
 class _Exchange:
@@ -81,6 +102,7 @@ class _Exchange:
         "error",
         "got_bytes",
         "head",
+        "head_bytes",
         "head_only",
         "headers",
         "keep_alive",
@@ -102,6 +124,7 @@ class _Exchange:
         self.waiter: asyncio.Future[None] | None = None
         self.head_only = head_only
         self.got_bytes = False
+        self.head_bytes = 0  # received before the head was complete
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -141,7 +164,13 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(httpx.RemoteProtocolError("The server switched protocols."))
         except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"Malformed HTTP answer: {exc}"))
+            refused = exc.__context__ if isinstance(exc.__context__, _Refused) else exc
+            self._fail(httpx.RemoteProtocolError(f"Malformed HTTP answer: {refused}"))
+            return
+        if not exchange.head.done() and exchange.error is None:
+            exchange.head_bytes += len(data)  # llhttp keeps a header until it ends: bound it
+            if exchange.head_bytes > _MAX_HEAD:
+                self._fail(httpx.RemoteProtocolError("The answer's head is over 100 KiB."))
 
     def eof_received(self) -> bool:
         return False  # close our side too; connection_lost follows
@@ -181,8 +210,11 @@ class _Connection(asyncio.Protocol):
         self.exchange.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.exchange is not None
-        self.exchange.headers.append((name, value))
+        exchange = self.exchange
+        assert exchange is not None
+        if exchange.status:  # a chunked body's trailers: not headers of the answer (as httpx)
+            return
+        exchange.headers.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
@@ -192,6 +224,9 @@ class _Connection(asyncio.Protocol):
             exchange.headers = []
             exchange.reason = bytearray()
             return
+        for name, value in exchange.headers:
+            if name.lower() == b"transfer-encoding" and value.lower() != b"chunked":
+                raise _Refused("Only Transfer-Encoding: chunked is supported.")
         exchange.status = status
         if not exchange.head.done():
             exchange.head.set_result(None)
@@ -380,18 +415,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol {scheme!r}.")
         origin: Origin = (scheme, request.url.host, request.url.port or _PORTS[scheme])
         head = _request_head(request)
-        for attempt in (1, 2):
-            connection = await self._acquire(origin, request)
-            reused = connection.used > 0
-            try:
-                return await self._exchange(connection, request, head)
-            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
-                exchange = connection.exchange
-                stale = reused and exchange is not None and not exchange.got_bytes
-                if attempt == 1 and stale and _replayable(request.stream):
-                    continue  # the server had closed the kept-alive connection: once more
-                raise
-        raise AssertionError("unreachable")
+        connection = await self._acquire(origin, request)
+        return await self._exchange(connection, request, head)
 
     async def _exchange(
         self, connection: _Connection, request: httpx.Request, head: bytes
@@ -414,25 +439,28 @@ class Http11Transport(httpx.AsyncBaseTransport):
             exchange.status,
             headers=exchange.headers,
             stream=_ResponseBody(self, connection, read_timeout),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(exchange.reason)},
+            extensions={
+                "http_version": b"HTTP/" + connection.parser.get_http_version().encode("ascii"),
+                "reason_phrase": bytes(exchange.reason),
+            },
         )
 
     async def _send_body(
         self, connection: _Connection, request: httpx.Request, head: bytes, within: float | None
     ) -> None:
         stream = request.stream
-        if isinstance(stream, httpx.ByteStream):  # one bytes body: one write with the head
+        chunked = _is_chunked(request)
+        if isinstance(stream, httpx.ByteStream) and not chunked:  # bytes: one write with the head
             body = b"".join(stream)
-            if _is_chunked(request) and body:
-                body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
-            elif _is_chunked(request):
-                body = b"0\r\n\r\n"
-            await connection.write(head + body if len(body) < 65536 else head, within)
-            if len(body) >= 65536:
+            _check_length(request, len(body), final=True)
+            if len(body) < 65536:
+                await connection.write(head + body, within)
+            else:
+                await connection.write(head, within)
                 await connection.write(body, within)
             return
         await connection.write(head, within)
-        chunked = _is_chunked(request)
+        sent = 0
         assert isinstance(stream, httpx.AsyncByteStream)
         async for piece in stream:
             if not piece:
@@ -441,10 +469,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 await connection.write(b"%x\r\n" % len(piece), within)
                 await connection.write(piece, within)
                 await connection.write(b"\r\n", within)
-            else:
-                await connection.write(piece, within)
+                continue
+            sent += len(piece)
+            _check_length(request, sent, final=False)  # before a byte too many leaves
+            await connection.write(piece, within)
         if chunked:
             await connection.write(b"0\r\n\r\n", within)
+        else:
+            _check_length(request, sent, final=True)
 
     # -- the pool ------------------------------------------------------------------------------
     async def _acquire(self, origin: Origin, request: httpx.Request) -> _Connection:

@@ -104,6 +104,11 @@ class Upstream:
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, deployment) from None
         if response.is_success:
+            if not stream:
+                # httpx links a response and its stream both ways: a cycle that only the
+                # garbage collector frees, which under load is long after the edit, with the
+                # answer's megabytes in it (bench/RESULTS.md). Read, the stream has no use.
+                response.stream = httpx.ByteStream(b"")
             return response
         try:
             body = await response.aread()
