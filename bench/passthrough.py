@@ -6,8 +6,9 @@ Three arms, in one run, against one fast fake upstream (``bench/fastfake.py``):
 * **direct**: client -> fake, the request in the provider's own shape;
 * **floor**: client -> ``bench/floor.py`` (a buffered pass-through proxy on imagegate's server
   stack) -> fake;
-* **imagegate**: client -> ``imagegate serve`` with a master key, metrics and JSON logs on (as a
-  team runs it) -> fake, the request in OpenAI's edit shape.
+* **imagegate**: client -> ``imagegate serve`` as a team runs it (a virtual key with a model
+  list, rate limits and a budget whose admission and settle go through a redis-server this
+  script starts; metrics and JSON logs on) -> fake, the request in OpenAI's edit shape.
 
 Layout on a 2-core machine: the gateway and the floor on core 0, the fake and the clients (this
 script and wrk) on core 1, so the arm measured has a core of its own.

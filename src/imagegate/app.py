@@ -26,7 +26,7 @@ from imagegate.catalog.catalog import Catalog, CatalogError, load_shipped_entrie
 from imagegate.config import Settings, did_you_mean
 from imagegate.core.memory import MemoryGate
 from imagegate.core.redact import register_secret
-from imagegate.core.trim import malloc_trim, trim_when_idle
+from imagegate.core.trim import keep_freed_memory, malloc_trim, trim_when_idle
 from imagegate.drain import DRAIN_FILE_ENV, Drain
 from imagegate.providers.base import Deployment, ProviderRegistry
 from imagegate.providers.clients import upstream_client
@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
             ),
         )
         app.state.ready = True
+        keep_freed_memory()  # reused while busy; trim_when_idle gives it back when quiet
         trimmer = asyncio.create_task(trim_when_idle(app.state.memory, malloc_trim()))
         try:
             yield

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from imagegate.core.memory import MemoryGate
 from imagegate.core.trim import malloc_trim, trim_when_idle
@@ -36,3 +38,39 @@ def test_the_real_trim_runs_here() -> None:
     trim = malloc_trim()
     assert trim is not None  # glibc on the machines this runs on (Debian, the Docker image)
     assert trim() in (0, 1)
+
+
+_PROBE = """
+import os, sys
+from imagegate.core.trim import keep_freed_memory, malloc_trim
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+block = b"x" * (8 << 20)
+before = rss()
+del block
+after_free = rss()
+malloc_trim()()
+print(before - after_free, before - rss())
+"""
+
+
+def _freed(mode: str) -> tuple[int, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+    )
+    given_back_at_free, given_back_at_trim = map(int, done.stdout.split())
+    return given_back_at_free, given_back_at_trim
+
+
+def test_an_image_sized_block_is_kept_for_reuse_until_the_idle_trim() -> None:
+    mib = 1 << 20
+    # glibc's default: an 8 MiB block goes back to the kernel as soon as it is freed.
+    assert _freed("default")[0] >= 7 * mib
+    # Kept: freeing it leaves it mapped for the next request; the idle trim gives it back.
+    at_free, at_trim = _freed("keep")
+    assert at_free < mib
+    assert at_trim >= 7 * mib
