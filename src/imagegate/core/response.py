@@ -10,13 +10,13 @@ Images never pass through pydantic or the stdlib json module.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
+import pybase64
 
 from imagegate.core.images import MIME_TYPES
 from imagegate.core.request import EditRequest
@@ -54,7 +54,7 @@ def base64_pieces(image: ResultImage) -> Iterator[bytes]:
     assert image.data is not None
     view = memoryview(image.data)
     for start in range(0, len(view), _RAW_PIECE):
-        yield base64.b64encode(view[start : start + _RAW_PIECE])
+        yield pybase64.b64encode(view[start : start + _RAW_PIECE])
 
 
 @dataclass(frozen=True, slots=True)

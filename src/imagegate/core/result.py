@@ -6,6 +6,8 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 
+import pybase64
+
 from imagegate.core.errors import GatewayError
 from imagegate.core.images import ImageFormat, probe
 
@@ -30,13 +32,13 @@ class ResultImage:
     def raw(self) -> bytes:
         if self.data is None:
             assert self.b64 is not None
-            self.data = base64.b64decode(self.b64)
+            self.data = pybase64.b64decode(self.b64)
         return self.data
 
     def base64(self) -> str:
         if self.b64 is None:
             assert self.data is not None
-            self.b64 = base64.b64encode(self.data).decode("ascii")
+            self.b64 = pybase64.b64encode(self.data).decode("ascii")
         if isinstance(self.b64, memoryview):
             return str(self.b64, "ascii")
         return self.b64

@@ -24,7 +24,6 @@ key, whether in a header, a URL or an echoed request, reaches a client or a log 
 
 from __future__ import annotations
 
-import base64
 import binascii
 import logging
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from typing import Any, Literal
 
 import httpx
 import orjson
+import pybase64
 
 from imagegate.core.errors import (
     ContentPolicyViolation,
@@ -216,7 +216,7 @@ class Upstream:
         if url.startswith("data:"):
             _, _, payload = url.partition(",")
             try:
-                return base64.b64decode(payload, validate=False)
+                return pybase64.b64decode(payload, validate=False)
             except (binascii.Error, ValueError):
                 raise self.malformed("a data URI that is not base64") from None
         if not url.startswith(("https://", "http://")):

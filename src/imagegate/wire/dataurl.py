@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
+
+import pybase64
 
 from imagegate.core.errors import InvalidRequest, PayloadTooLarge
 from imagegate.core.units import human_bytes
@@ -48,12 +49,12 @@ def decode_data_url(url: str, *, param: str, max_bytes: int) -> tuple[str, bytes
             code="image_too_large",
         )
     try:  # the common case first: no copy of a payload that may be tens of MB
-        data = base64.b64decode(payload, validate=True)
+        data = pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         # Line-wrapped base64, the URL-safe alphabet, or dropped padding: still base64.
         cleaned = "".join(payload.split()).translate(_URLSAFE)
         try:
-            data = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
+            data = pybase64.b64decode(cleaned + "=" * (-len(cleaned) % 4), validate=True)
         except (binascii.Error, ValueError):
             raise InvalidRequest(
                 f"{param} has invalid base64 data.", param=param, code="invalid_base64"

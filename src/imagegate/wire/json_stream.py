@@ -22,6 +22,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pybase64
+
 from imagegate.core.blob import Blob, BlobWriter
 from imagegate.core.errors import GatewayError, InvalidRequest, PayloadTooLarge
 from imagegate.core.memory import MemoryLease
@@ -72,10 +74,13 @@ class _DataUrlDecoder:
             if b"\\" in text:
                 self._fail_invalid()
                 return
-        text = self.carry + text.translate(_URLSAFE, b" ")
+        if b"-" in text or b"_" in text or b" " in text:  # three memchr: cheaper than translate
+            text = text.translate(_URLSAFE, b" ")
+        if self.carry:
+            text = self.carry + text
         whole = len(text) - len(text) % 4
         self.carry = text[whole:]
-        self._decode(text[:whole])
+        self._decode(memoryview(text)[:whole])
 
     def finish(self) -> None:
         if self.failure is None and self.backslash:
@@ -88,18 +93,18 @@ class _DataUrlDecoder:
                 return
             self._decode(self.carry + b"=" * (-len(self.carry) % 4))  # unpadded base64
 
-    def _decode(self, quads: bytes) -> None:
+    def _decode(self, quads: bytes | memoryview) -> None:
         if not quads:
             return
         if self.padded:
             self._fail_invalid()
             return
         try:
-            data = binascii.a2b_base64(quads, strict_mode=True)
+            data = pybase64.b64decode(quads, validate=True)
         except (binascii.Error, ValueError):
             self._fail_invalid()
             return
-        self.padded = quads.endswith(b"=")
+        self.padded = quads[-1:] == b"="
         self.budget.spend(len(data))  # over the request's total: refused at once
         try:
             self.writer.write(data)

@@ -21,12 +21,12 @@ rebuilt, and only on a host the key may go to (``trusted_polling_url``).
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from imagegate.catalog.cards import parse_ratio
 from imagegate.core.errors import InvalidRequest
@@ -207,7 +207,7 @@ def image_field(index: int) -> str:
 
 def encode_images(plan: Plan) -> list[bytes]:
     """Each image as base64, once, for every call of a fan-out."""
-    return [base64.b64encode(image.view()) for image in plan.images]
+    return [pybase64.b64encode(image.view()) for image in plan.images]
 
 
 def seed_for(seed: int | None, index: int) -> int | None:

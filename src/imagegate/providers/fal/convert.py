@@ -28,13 +28,13 @@ every reference in order with its own sniffed type.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pybase64
 
 from imagegate.catalog.cards import parse_size
 from imagegate.core.errors import (
@@ -133,7 +133,7 @@ def submit_body(plan: Plan, index: int = 0) -> bytes:
         pieces += [
             head[at:found],
             b"data:" + image.mime_type.encode() + b";base64,",
-            base64.b64encode(image.view()),
+            pybase64.b64encode(image.view()),
         ]
         at = found + len(slot)
     pieces.append(head[at:])

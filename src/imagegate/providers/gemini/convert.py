@@ -22,7 +22,6 @@ refusal (content policy) or a failure (no image), by its ``finishReason`` or ``b
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pybase64
 
 from imagegate.catalog.cards import ModelCard, parse_size
 from imagegate.core.errors import InvalidRequest
@@ -182,7 +182,7 @@ def encode_request(job: EditJob) -> RequestBody:
     for image in job.request.images:
         chunks.append(b',{"inline_data":{"mime_type":' + orjson.dumps(image.mime_type))
         chunks.append(b',"data":"')
-        chunks.append(base64.b64encode(image.view()))
+        chunks.append(pybase64.b64encode(image.view()))
         chunks.append(b'"}}')
     chunks.append(b']}],"generationConfig":' + orjson.dumps(generation_config(job)) + b"}")
     return RequestBody(tuple(chunks))

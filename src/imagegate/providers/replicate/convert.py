@@ -22,7 +22,6 @@ shape as ``aspect_ratio`` (``match_input_image`` for auto) and a tier where the 
 
 from __future__ import annotations
 
-import base64
 import math
 import re
 import secrets
@@ -30,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from imagegate.catalog.cards import ModelCard, parse_size
 from imagegate.core.errors import InvalidRequest
@@ -125,7 +125,7 @@ def input_chunks(plan: Plan, prompt: str, data_uris: list[bytes], index: int) ->
 
 def data_uri(mime_type: str, data: bytes | memoryview) -> bytes:
     """An image as Replicate takes it inline: ``data:<mime>;base64,...`` (made once per edit)."""
-    return b"data:" + mime_type.encode() + b";base64," + base64.b64encode(data)
+    return b"data:" + mime_type.encode() + b";base64," + pybase64.b64encode(data)
 
 
 def size_fields(job: EditJob, inputs: Inputs) -> dict[str, object]:

@@ -23,7 +23,6 @@ Masks: OpenAI marks the area to edit with fully transparent pixels; Stability wi
 
 from __future__ import annotations
 
-import base64
 import binascii
 import io
 import re
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import orjson
+import pybase64
 from PIL import Image
 
 from imagegate.core.errors import ContentPolicyViolation, GatewayError, InvalidRequest
@@ -306,7 +306,7 @@ def read_answer(headers: Mapping[str, str], body: bytes) -> Answer:
         if not isinstance(b64, str) or not b64:
             raise Malformed("no image")
         try:
-            data = base64.b64decode(b64, validate=True)
+            data = pybase64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise Malformed("an image that is not base64") from None
     elif content_type.startswith("image/"):

@@ -21,12 +21,12 @@ read by its text.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from imagegate.core.errors import ContentPolicyViolation, InvalidRequest
 from imagegate.providers.base import EditJob
@@ -100,7 +100,7 @@ def edit_body(job: EditJob) -> bytes:
         pieces += [
             head[at:found],
             b"data:" + image.mime_type.encode() + b";base64,",
-            base64.b64encode(image.view()),
+            pybase64.b64encode(image.view()),
         ]
         at = found + len(slot)
     pieces.append(head[at:])
