@@ -231,7 +231,9 @@ def create_app(settings: Settings | None = None, drain: Drain | None = None) -> 
     app.include_router(usage.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
-    app.state.memory = MemoryGate(settings.max_inflight_bytes)
+    app.state.memory = MemoryGate(
+        settings.max_inflight_bytes, spill_above=settings.spill_held_bytes
+    )
     app.add_middleware(RequestContextMiddleware, memory=app.state.memory)
     app.add_middleware(CloseWhileDraining, drain=drain)
     return app

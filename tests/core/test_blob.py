@@ -99,3 +99,30 @@ def test_memory_blob_over_bytes_reads_without_a_copy() -> None:
     reader = blob.open()
     assert isinstance(reader, io.BytesIO)  # shares the bytes object
     assert reader.read() == data
+
+
+def test_when_the_process_is_crowded_new_images_go_to_disk_and_read_back_whole() -> None:
+    gate = MemoryGate(limit=1 << 30, spill_above=6_000)
+    first = _writer(gate, spill=1 << 20)
+    first.write(b"a" * 5_000)
+    assert isinstance(first.finish(), MemoryBlob)  # under the line: memory
+    second = _writer(gate, spill=1 << 20)
+    second.write(b"b" * 2_000)  # 7,000 held now: the rest of this image goes to disk
+    second.write(bytes(range(256)) * 40)
+    spilled = second.finish()
+    assert isinstance(spilled, FileBlob)
+    expected = b"b" * 2_000 + bytes(range(256)) * 40
+    assert gate.held == 5_000  # the spilled image's bytes left the gate
+    pieces = list(spilled.pieces(4_096))
+    assert b"".join(pieces) == expected and [len(p) for p in pieces] == [4_096, 4_096, 4_048]
+    assert bytes(spilled.view()) == expected
+    spilled.close()
+
+
+def test_memory_blob_pieces_are_views_not_copies() -> None:
+    buffer = bytearray(b"x" * 10_000)
+    pieces = list(MemoryBlob(buffer).pieces(4_096))
+    assert [len(p) for p in pieces] == [4_096, 4_096, 1_808]
+    assert all(isinstance(p, memoryview) for p in pieces)
+    buffer[0] = ord("y")
+    assert bytes(pieces[0][:1]) == b"y"  # the same memory

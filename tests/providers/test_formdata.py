@@ -6,6 +6,9 @@ import asyncio
 
 import httpx
 
+from imagegate.core.blob import BlobWriter, FileBlob
+from imagegate.core.errors import PayloadTooLarge
+from imagegate.core.memory import MemoryGate
 from imagegate.providers.formdata import PIECE_BYTES, FormBody, FormFile
 
 
@@ -52,3 +55,19 @@ def test_iterable_again_and_random_boundaries() -> None:
     assert first == second  # a resend sends the same body
     assert FormBody({"prompt": "p"}, files).boundary != body.boundary
     assert len(body.boundary) == 32
+
+
+def test_a_spilled_image_is_sent_from_its_file_byte_for_byte() -> None:
+    data = bytes(range(256)) * (PIECE_BYTES // 256 + 5)  # two pieces
+    lease = MemoryGate(limit=1 << 30, spill_above=0).lease()
+    writer = BlobWriter(lease, spill_bytes=1 << 30, max_bytes=1 << 30, on_limit=PayloadTooLarge)
+    writer.write(data)
+    blob = writer.finish()
+    assert isinstance(blob, FileBlob)
+    files = [FormFile("image[]", "a.png", "image/png", blob)]
+    body = FormBody({"prompt": "p"}, files, boundary=b"0123456789abcdef")
+    sent = b"".join(asyncio.run(_collect(body)))
+    view_files = [FormFile("image[]", "a.png", "image/png", memoryview(data))]
+    assert sent == _httpx_bytes({"prompt": "p"}, view_files, b"0123456789abcdef")
+    assert body.length == len(sent)
+    lease.close()

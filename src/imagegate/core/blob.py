@@ -8,11 +8,14 @@ Who owns what::
 
 A ``BlobWriter`` receives an image as it streams in (a multipart part, a data URL being decoded,
 a fetched body) and is the only place its bytes are copied. Small images stay in one
-``bytearray``; past ``spill_bytes`` the writer moves them to an unlinked temporary file and
-appends there, so a large upload costs page cache, not process memory. The finished ``Blob`` is
-read through ``view()`` (a memoryview: of the bytearray, or of a read-only ``mmap`` of the file)
-and ``open()`` (a seekable reader over that view). Nothing downstream copies the whole image:
-header probes slice the view, Pillow and uploads read the reader.
+``bytearray``; past ``spill_bytes``, or when the process already holds its share of request
+bytes in memory (``MemoryGate.crowded``), the writer moves them to an unlinked temporary file
+and appends there, so a large upload, or many at once, cost page cache, not process memory. The
+finished ``Blob`` is read through ``view()`` (a memoryview: of the bytearray, or of a read-only
+``mmap`` of the file), ``open()`` (a seekable reader over that view) and ``pieces()`` (the bytes
+in order, for uploads: slices of the bytearray, or ``pread`` from the file, so that sending a
+spilled image does not map all of it into the process). Nothing downstream copies the whole
+image: header probes slice the view, Pillow reads the reader, uploads take the pieces.
 
 In-memory bytes are charged to the request's ``MemoryLease`` as they arrive; spilled bytes are
 not (they are on disk). ``close()`` gives both back; the request's scope calls it when the
@@ -24,8 +27,9 @@ from __future__ import annotations
 import contextlib
 import io
 import mmap
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
 
 from imagegate.core.memory import MemoryLease
@@ -39,6 +43,9 @@ class Blob(Protocol):
 
     def view(self) -> memoryview:
         """The bytes, without a copy. Valid until ``close``."""
+
+    def pieces(self, size: int) -> Iterator[bytes | memoryview]:
+        """The bytes in order, ``size`` at a time (the last may be shorter)."""
 
     def open(self) -> BinaryIO:
         """A fresh, seekable reader over the bytes (independent of any other reader)."""
@@ -60,6 +67,11 @@ class MemoryBlob:
 
     def view(self) -> memoryview:
         return memoryview(self._buffer)
+
+    def pieces(self, size: int) -> Iterator[bytes | memoryview]:
+        view = memoryview(self._buffer)
+        for start in range(0, len(view), size):
+            yield view[start : start + size]
 
     def open(self) -> BinaryIO:
         if isinstance(self._buffer, bytes):
@@ -87,6 +99,11 @@ class FileBlob:
 
     def view(self) -> memoryview:
         return memoryview(self._map)
+
+    def pieces(self, size: int) -> Iterator[bytes | memoryview]:
+        descriptor = self._file.fileno()
+        for start in range(0, self._size, size):
+            yield os.pread(descriptor, min(size, self._size - start), start)
 
     def open(self) -> BinaryIO:
         return _reader(memoryview(self._map))
@@ -192,7 +209,9 @@ class BlobWriter:
             self.discard()
             raise self._on_limit(self._max_bytes)
         self._size += count
-        if self._file is None and len(self._memory) + count > self._spill_bytes:
+        if self._file is None and (
+            len(self._memory) + count > self._spill_bytes or self._lease.crowded
+        ):
             self._spill()
         if self._file is not None:
             self._file.write(data)

@@ -1,5 +1,10 @@
 """One process-wide cap on the request bytes held in memory, and each request's share of it.
 
+Two levels. Past ``spill_above`` (IMAGEGATE_SPILL_HELD_BYTES) the process is crowded: images
+that arrive now go to temporary files instead of memory (``core.blob``), so memory stays flat
+however many edits are in flight and the page cache takes the rest. Past ``limit``
+(IMAGEGATE_MAX_INFLIGHT_BYTES) a new reservation is refused.
+
 Every byte of a request body the gateway keeps in memory (image parts below the spill
 threshold, the JSON text it parses, decoded data URLs, fetched images) is reserved from the
 ``MemoryGate`` as it arrives, on the request's ``MemoryLease``. When the gate is full a new
@@ -20,8 +25,9 @@ RETRY_AFTER_SECONDS = 2
 
 
 class MemoryGate:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, spill_above: int | None = None) -> None:
         self.limit = limit
+        self.spill_above = limit if spill_above is None else spill_above
         self.held = 0
         self.peak = 0
         self.taken = 0  # bytes ever reserved: tells ``core.trim`` whether work happened
@@ -45,6 +51,11 @@ class MemoryGate:
     def _give(self, count: int) -> None:
         self.held -= count
 
+    @property
+    def crowded(self) -> bool:
+        """Whether new image bytes should go to a temporary file rather than memory."""
+        return self.held >= self.spill_above
+
 
 class Closeable(Protocol):
     def close(self) -> None: ...
@@ -65,6 +76,10 @@ class MemoryLease:
     def hold(self, resource: Closeable) -> None:
         """Close ``resource`` with the lease: a spilled file, a blob."""
         self._held_objects.append(resource)
+
+    @property
+    def crowded(self) -> bool:
+        return self._gate.crowded
 
     def reserve(self, count: int) -> None:
         self._gate._take(count)

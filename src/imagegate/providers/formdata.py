@@ -6,8 +6,9 @@ is one more trip through httpcore and anyio (a cancel scope, a write, a drain wa
 that uploads megabytes, that loop was the largest share of the gateway's CPU (bench/RESULTS.md).
 Here the text fields and part headers are encoded exactly as httpx encodes them (the same
 escaping, the same layout, a random boundary), runs of small pieces are joined, and each image
-goes as slices of its blob's view of up to ``PIECE_BYTES``, with no copy here. The length is
-known, so the body goes with a ``Content-Length``, as httpx sends its own.
+goes as its blob's pieces of up to ``PIECE_BYTES``: slices of the bytes in memory, with no copy
+here, or reads of a spilled image's file. The length is known, so the body goes with a
+``Content-Length``, as httpx sends its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
+
+from imagegate.core.blob import Blob
 
 PIECE_BYTES = 1 << 18  # what one write hands the transport: bounds its buffer, few trips
 
@@ -34,7 +37,19 @@ class FormFile:
     name: str
     filename: str
     content_type: str
-    data: memoryview  # the image's bytes, as its blob holds them
+    data: Blob | memoryview  # the image's bytes: its blob, or a view of them
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+    def pieces(self) -> Iterator[bytes | memoryview]:
+        data = self.data
+        if isinstance(data, memoryview):
+            for start in range(0, len(data), PIECE_BYTES):
+                yield data[start : start + PIECE_BYTES]
+            return
+        yield from data.pieces(PIECE_BYTES)
 
 
 class FormBody:
@@ -47,8 +62,10 @@ class FormBody:
         boundary: bytes | None = None,
     ) -> None:
         self.boundary = boundary or os.urandom(16).hex().encode("ascii")
-        self._pieces = list(self._layout(fields, files))
-        self.length = sum(len(piece) for piece in self._pieces)
+        self._items = list(self._layout(fields, files))
+        self.length = sum(
+            len(item) if isinstance(item, bytes) else item.nbytes for item in self._items
+        )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -59,7 +76,7 @@ class FormBody:
 
     def _layout(
         self, fields: Mapping[str, str], files: Sequence[FormFile]
-    ) -> Iterator[bytes | memoryview]:
+    ) -> Iterator[bytes | FormFile]:
         dash = b"--" + self.boundary + b"\r\n"
         head = bytearray()
         for name, value in fields.items():
@@ -72,20 +89,19 @@ class FormBody:
             head += b"\r\nContent-Type: " + part.content_type.encode() + b"\r\n\r\n"
             yield bytes(head)
             head = bytearray(b"\r\n")
-            data = part.data
-            for start in range(0, len(data), PIECE_BYTES):
-                yield data[start : start + PIECE_BYTES]
+            yield part
         yield bytes(head + b"--" + self.boundary + b"--\r\n")
 
     def close(self) -> None:
         """Let go of the images now: httpx's request and response objects can outlive the
         edit in reference cycles, and through this body they would pin megabytes each."""
-        for piece in self._pieces:
-            if isinstance(piece, memoryview):
-                piece.release()
-        self._pieces = []
+        self._items = []
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self._pieces:
-            # h11 and the transport take any buffer; a memoryview saves copying the image here.
-            yield cast(bytes, piece)
+        for item in self._items:
+            if isinstance(item, bytes):
+                yield item
+                continue
+            for piece in item.pieces():
+                # The transport takes any buffer; a memoryview saves copying the image here.
+                yield cast(bytes, piece)

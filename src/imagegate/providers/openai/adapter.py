@@ -65,7 +65,7 @@ class OpenAIProvider:
     async def edit(self, job: EditJob, deployment: Deployment, events: EventSink) -> EditResult:
         form = convert.edit_form(job, model=self.model_field(job, deployment))
         files = [
-            FormFile(part.name, part.filename, part.content_type, part.image.view())
+            FormFile(part.name, part.filename, part.content_type, part.image.blob)
             for part in form.files
         ]
         body = FormBody(form.fields, files)
