@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(600.0, gt=0)
     # Bounded work: what one request, and all of them together, may hold.
     spill_image_bytes: int = Field(8 * MiB, ge=0)
-    spill_held_bytes: int = Field(16 * MiB, ge=0)
+    spill_held_bytes: int = Field(8 * MiB, ge=0)
     max_inflight_bytes: int = Field(512 * MiB, ge=1)
     body_timeout_seconds: float = Field(300.0, gt=0)
     body_min_rate_bytes: int = Field(32 * 1024, ge=1)
