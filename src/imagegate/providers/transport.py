@@ -141,7 +141,6 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self.used = 0  # exchanges it has carried
         self.exchange: _Exchange | None = None
         self.parser: Any = None
         self.reading_paused = False
@@ -258,7 +257,6 @@ class _Connection(asyncio.Protocol):
         exchange = _Exchange(self.loop.create_future(), head_only)
         self.exchange = exchange
         self.parser = httptools.HttpResponseParser(self)
-        self.used += 1
         return exchange
 
     async def write(self, data: bytes | memoryview, within: float | None) -> None:
