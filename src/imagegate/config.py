@@ -218,6 +218,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(10.0, gt=0)
     upstream_read_timeout_seconds: float = Field(300.0, gt=0)
     upstream_max_connections: int = Field(100, ge=1)
+    upstream_max_answer_bytes: int = Field(512 * MiB, ge=1)
 
     # The catalog (config file only)
     models: list[dict[str, Any]] = Field(default_factory=list)

@@ -1230,3 +1230,39 @@ def test_aclose_closes_idle_connections(arm: Arm) -> None:
                 assert await eventually(conn.eof)
 
     arm.run(main)
+
+
+# imagegate's own: a cap on an answer's body (httpx's transport has none) ------------------------
+
+
+def _chunked(body: bytes, piece: int) -> bytes:
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + piece]), body[i : i + piece])
+        for i in range(0, len(body), piece)
+    )
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_answer_over_max_body_bytes_is_refused_and_its_connection_dropped(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None, framing: str
+) -> None:
+    from imagegate.providers.transport import AnswerTooLarge, Http11Transport
+
+    body = bytes(range(256)) * 20  # 5,120 bytes
+    big = ok(body) if framing == "content-length" else _chunked(body, 1000)
+
+    async def main() -> None:
+        async with Server(serve(big, ok(b"next"), big)) as server:
+            capped = Http11Transport(max_body_bytes=len(body) - 1)
+            async with httpx.AsyncClient(transport=capped, timeout=TIMEOUT) as client:
+                with pytest.raises(AnswerTooLarge, match="over 5,119 bytes"):
+                    await client.get(server.url)
+                assert (await client.get(server.url)).content == b"next"
+            assert len(server.conns) == 2  # the refused exchange's connection was not reused
+            exact = Http11Transport(max_body_bytes=len(body))
+            async with httpx.AsyncClient(transport=exact, timeout=TIMEOUT) as client:
+                assert (await client.get(server.url)).content == body  # at the cap: accepted
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(asyncio.wait_for(main(), GUARD_SECONDS))

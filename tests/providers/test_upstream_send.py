@@ -39,3 +39,18 @@ def test_a_read_answer_is_freed_with_its_last_reference_not_by_the_garbage_colle
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_an_answer_over_the_cap_is_a_502_that_is_not_retried_and_names_the_setting() -> None:
+    from imagegate.providers.transport import AnswerTooLarge
+
+    dep = Deployment(
+        "openai",
+        base_url="https://api.openai.test",
+        api_key=SecretStr("k" * 32),
+        client=httpx.AsyncClient(),
+    )
+    error = UPSTREAM.transport_error(AnswerTooLarge("The answer is over 1,024 bytes."), dep)
+    assert (error.status, error.code, error.retryable) == (502, "upstream_answer_too_large", False)
+    assert "IMAGEGATE_UPSTREAM_MAX_ANSWER_BYTES" in error.message
+    assert "over 1,024 bytes" in error.message

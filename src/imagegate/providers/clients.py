@@ -25,6 +25,7 @@ def upstream_client(settings: Settings, base_url: str) -> httpx.AsyncClient:
     transport = Http11Transport(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=min(20, settings.upstream_max_connections),
+        max_body_bytes=settings.upstream_max_answer_bytes,
     )
     return httpx.AsyncClient(
         base_url=base_url,

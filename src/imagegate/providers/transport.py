@@ -15,6 +15,10 @@ chunked), decodes ``Content-Encoding``, follows the mounts for environment proxi
 come per request in ``request.extensions["timeout"]`` and raise httpx's own exceptions, so
 ``providers.upstream`` maps failures the same for either transport.
 
+An answer's body larger than ``max_body_bytes`` (checked against its Content-Length before it
+comes, and as it arrives) ends the exchange with ``AnswerTooLarge``: a provider, or whatever
+answers in its place, cannot make the gateway hold more than that for one call.
+
 Connections are pooled per origin (``max_connections`` open at most, ``max_keepalive_connections``
 kept idle, each for ``keepalive_expiry`` seconds). One goes back to the pool only when its
 answer was read to the end and both sides allow keep-alive; a cancelled or half-read exchange
@@ -92,10 +96,19 @@ class _Refused(Exception):
     """An answer llhttp would read but this client does not (raised from a parser callback)."""
 
 
+class AnswerTooLarge(httpx.RemoteProtocolError):
+    """The answer's body is over the transport's ``max_body_bytes``."""
+
+
+class _TooLarge(_Refused):
+    pass
+
+
 class _Exchange:
     """What one request's answer has produced so far, filled by the connection's callbacks."""
 
     __slots__ = (
+        "body_bytes",
         "buffered",
         "chunks",
         "complete",
@@ -125,6 +138,7 @@ class _Exchange:
         self.head_only = head_only
         self.got_bytes = False
         self.head_bytes = 0  # received before the head was complete
+        self.body_bytes = 0
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -135,9 +149,12 @@ class _Exchange:
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; at most one exchange at a time."""
 
-    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, origin: Origin, loop: asyncio.AbstractEventLoop, max_body: int | None
+    ) -> None:
         self.origin = origin
         self.loop = loop
+        self.max_body = max_body
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -163,8 +180,12 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(httpx.RemoteProtocolError("The server switched protocols."))
         except httptools.HttpParserError as exc:
-            refused = exc.__context__ if isinstance(exc.__context__, _Refused) else exc
-            self._fail(httpx.RemoteProtocolError(f"Malformed HTTP answer: {refused}"))
+            refused = exc.__context__
+            if isinstance(refused, _TooLarge):
+                self._fail(AnswerTooLarge(str(refused)))
+            else:
+                why = refused if isinstance(refused, _Refused) else exc
+                self._fail(httpx.RemoteProtocolError(f"Malformed HTTP answer: {why}"))
             return
         if not exchange.head.done() and exchange.error is None:
             exchange.head_bytes += len(data)  # llhttp keeps a header until it ends: bound it
@@ -224,19 +245,28 @@ class _Connection(asyncio.Protocol):
             exchange.reason = bytearray()
             return
         for name, value in exchange.headers:
-            if name.lower() == b"transfer-encoding" and value.lower() != b"chunked":
+            lowered = name.lower()
+            if lowered == b"transfer-encoding" and value.lower() != b"chunked":
                 raise _Refused("Only Transfer-Encoding: chunked is supported.")
+            if lowered == b"content-length" and self._over_max(value):  # before the body comes
+                raise _TooLarge(f"The answer is over {self.max_body:,} bytes.")
         exchange.status = status
         if not exchange.head.done():
             exchange.head.set_result(None)
         if exchange.head_only:  # the answer to HEAD: headers describe a body that never comes
             self._complete(exchange)
 
+    def _over_max(self, length: bytes) -> bool:
+        return self.max_body is not None and length.isdigit() and int(length) > self.max_body
+
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
         assert exchange is not None
         if exchange.head_only:
             return
+        exchange.body_bytes += len(body)
+        if self.max_body is not None and exchange.body_bytes > self.max_body:
+            raise _TooLarge(f"The answer is over {self.max_body:,} bytes.")
         exchange.chunks.append(body)
         exchange.buffered += len(body)
         if exchange.buffered > _HIGH_WATER and not self.reading_paused and self.transport:
@@ -395,7 +425,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         max_keepalive_connections: int = 20,
         keepalive_expiry: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_body_bytes: int | None = None,
     ) -> None:
+        self._max_body = max_body_bytes
         self._max_connections = max(1, max_connections)
         self._max_idle = max(0, max_keepalive_connections)
         self._expiry = keepalive_expiry
@@ -527,7 +559,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(_timeout(request, "connect")):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(origin, loop),
+                    lambda: _Connection(origin, loop, self._max_body),
                     host,
                     port,
                     ssl=ssl_context,

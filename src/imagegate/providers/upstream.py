@@ -46,6 +46,7 @@ from imagegate.core.errors import (
 )
 from imagegate.core.redact import redact
 from imagegate.providers.base import Deployment
+from imagegate.providers.transport import AnswerTooLarge
 
 log = logging.getLogger("imagegate.upstream")
 
@@ -120,6 +121,18 @@ class Upstream:
 
     def transport_error(self, exc: httpx.HTTPError, deployment: Deployment) -> GatewayError:
         kind = type(exc).__name__
+        if isinstance(exc, AnswerTooLarge):
+            log.warning(
+                "upstream answer too large",
+                extra={"provider": self.provider, "deployment": deployment.name},
+            )
+            return UpstreamError(
+                f"{self.provider} answered with more than this gateway accepts from a provider "
+                f"({exc}); the operator sets IMAGEGATE_UPSTREAM_MAX_ANSWER_BYTES.",
+                code="upstream_answer_too_large",
+                origin="provider",
+                retryable=False,
+            )
         log.warning(
             "upstream transport failure",
             extra={"provider": self.provider, "deployment": deployment.name, "error": kind},
