@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
+import weakref
 
 from imagegate.core.memory import MemoryGate
 from imagegate.core.trim import malloc_trim, trim_when_idle
@@ -74,3 +76,35 @@ def test_an_image_sized_block_is_kept_for_reuse_until_the_idle_trim() -> None:
     at_free, at_trim = _freed("keep")
     assert at_free < mib
     assert at_trim >= 7 * mib
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self  # only the garbage collector frees it
+        self.payload = bytearray(4 << 20)
+
+
+def test_cyclic_garbage_is_collected_before_the_trim() -> None:
+    seen: list[bool] = []
+
+    async def scenario() -> None:
+        gate = MemoryGate(limit=1 << 30)
+        held = _Cyclic()
+        ref = weakref.ref(held)
+        del held
+        task = asyncio.create_task(
+            trim_when_idle(gate, lambda: seen.append(ref() is None), tick=0.01, quiet=2)
+        )
+        await asyncio.sleep(0.02)  # the trimmer has started and seen no work yet
+        lease = gate.lease()
+        lease.reserve(1)
+        lease.close()
+        await asyncio.sleep(0.1)
+        task.cancel()
+
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.enable()
+    assert seen == [True]  # the 4 MiB in the cycle were freed when the trim ran

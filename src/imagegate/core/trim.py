@@ -11,7 +11,10 @@ blocks larger than that (a 40 MB image) are still mapped and unmapped on their o
 An image edit allocates and frees megabytes. The C allocator keeps freed heap pages mapped for
 the next request, so after a burst the process stays about as large as at its peak, however
 long it then idles. When no request has held image bytes for ``quiet`` seconds after some did,
-``malloc_trim(0)`` returns the free pages (in a thread: on a large heap it takes milliseconds).
+``malloc_trim(0)`` returns the free pages (in a thread: on a large heap it takes milliseconds),
+after one full garbage collection: objects in reference cycles otherwise keep their share of
+the heap until the collector gets round to them (after a load of 16 concurrent edits, 15-20 MiB
+of a gateway that idles at 75-85 MiB; bench/RESULTS.md).
 Under steady traffic the gate is rarely empty that long, so it costs nothing there. Where the C
 library has no ``malloc_trim`` (musl, macOS) this does nothing.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import logging
 from collections.abc import Callable
 
@@ -75,5 +79,6 @@ async def trim_when_idle(
         idle_ticks = idle_ticks + 1 if gate.held == 0 else 0
         if idle_ticks >= quiet and gate.taken != trimmed_at:
             trimmed_at = gate.taken
+            gc.collect()
             await asyncio.to_thread(trim)
             log.debug("gave freed memory back to the system")
