@@ -77,13 +77,19 @@ def _is_chunked(request: httpx.Request) -> bool:
     return "chunked" in encoding.lower()
 
 
-def _check_length(request: httpx.Request, sent: int, *, final: bool) -> None:
-    """A body must be as long as its Content-Length says: more would be read by the server as
-    the start of the next request on the connection, less would leave it waiting for ever."""
+def _declared_length(request: httpx.Request) -> int | None:
+    """The body's Content-Length (-1 if it is not a number), or None without one."""
     value = request.headers.get("content-length")
     if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else -1
+
+
+def _check_length(request: httpx.Request, declared: int | None, sent: int, *, final: bool) -> None:
+    """A body must be as long as its Content-Length says: more would be read by the server as
+    the start of the next request on the connection, less would leave it waiting for ever."""
+    if declared is None:
         return
-    declared = int(value) if value.strip().isdigit() else -1
     if sent > declared:
         raise httpx.LocalProtocolError("Too much data for declared Content-Length", request=request)
     if final and sent < declared:
@@ -480,9 +486,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
     ) -> None:
         stream = request.stream
         chunked = _is_chunked(request)
+        declared = _declared_length(request)
         if isinstance(stream, httpx.ByteStream) and not chunked:  # bytes: one write with the head
             body = b"".join(stream)
-            _check_length(request, len(body), final=True)
+            _check_length(request, declared, len(body), final=True)
             if len(body) < 65536:
                 await connection.write(head + body, within)
             else:
@@ -501,12 +508,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 await connection.write(b"\r\n", within)
                 continue
             sent += len(piece)
-            _check_length(request, sent, final=False)  # before a byte too many leaves
+            _check_length(request, declared, sent, final=False)  # before a byte too many leaves
             await connection.write(piece, within)
         if chunked:
             await connection.write(b"0\r\n\r\n", within)
         else:
-            _check_length(request, sent, final=True)
+            _check_length(request, declared, sent, final=True)
 
     # -- the pool ------------------------------------------------------------------------------
     async def _acquire(self, origin: Origin, request: httpx.Request) -> _Connection:
